@@ -1,0 +1,65 @@
+# Vigil operator interface. `make help` lists every target.
+# Settings come from VIGIL_* environment variables (see README, "Settings").
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+INFRA := $(PY) -m infra
+PYTEST := $(PY) -m pytest
+DEMO_SECONDS ?= 20
+
+.PHONY: help install up down status clean fetch demo test lint test-unit test-integration test-lifecycle format
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing Python dependencies into $(VENV) (first run downloads ~500 MB, mostly pyspark) ..."
+	$(PY) -m pip install --progress-bar on -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## Create .venv and install Vigil with its pinned dependencies
+
+fetch: $(STAMP) ## Download/build Kafka, MinIO, Trino and the Spark jars into the cache (first run only)
+	$(INFRA) fetch
+
+up: $(STAMP) ## Start Kafka, MinIO and Trino (idempotent), create topics, buckets and schemas
+	$(INFRA) up
+
+down: $(STAMP) ## Stop what `make up` started (by recorded PID); data is kept
+	$(INFRA) down
+
+status: $(STAMP) ## Show each service with PID, ports and health
+	$(INFRA) status
+
+clean: $(STAMP) ## Stop everything and delete the data folder (never the download cache)
+	$(INFRA) clean
+
+demo: up ## Stand up the platform, stream a simulated plant, show what arrived (Kafka and Trino)
+	$(PY) -m infra.demo --seconds $(DEMO_SECONDS)
+
+lint: $(STAMP) ## Ruff and mypy (strict for contracts/ and streams/)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy contracts streams connectors jobs infra
+
+format: $(STAMP) ## Apply ruff's formatter and safe fixes
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+test-unit: $(STAMP) ## Unit tests (no services)
+	$(PYTEST) -m unit tests/unit
+
+test-integration: up ## Integration tests against the services `make up` started
+	$(PYTEST) -m integration tests/integration
+
+test-lifecycle: up ## `make up` twice keeps one of each; `make down` leaves none of ours (restarts the platform)
+	$(PYTEST) -m integration tests/lifecycle
+
+test: lint test-unit test-integration test-lifecycle ## Everything CI runs: lint, unit, integration, lifecycle

@@ -1,0 +1,112 @@
+"""Every Kafka topic Vigil uses, declared once.
+
+`make up` creates missing topics and brings the config of existing ones in
+line with this table (partitions only ever grow: Kafka cannot shrink them).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DAY_MS: Final = 24 * 3600 * 1000
+
+
+class ValueFormat(StrEnum):
+    JSON_LD = "json-ld"  # UTF-8 JSON, compact JSON-LD with a Vigil @context
+    JSON = "json"  # UTF-8 JSON validated by a pydantic contract
+    AVRO = "avro"  # Avro binary (schemaless: the schema is versioned in contracts/avro)
+
+
+class CleanupPolicy(StrEnum):
+    DELETE = "delete"
+    COMPACT = "compact"
+
+
+class TopicSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    partitions: int = Field(ge=1)
+    retention_ms: int = Field(description="-1 keeps forever")
+    cleanup_policy: CleanupPolicy
+    value_format: ValueFormat
+    key: str = Field(description="what the message key holds")
+    value_contract: str = Field(description="contracts model (and Avro schema) of the value")
+    description: str
+
+    def kafka_config(self) -> dict[str, str]:
+        config = {"cleanup.policy": self.cleanup_policy.value, "retention.ms": str(self.retention_ms)}
+        if self.cleanup_policy is CleanupPolicy.COMPACT:
+            # Compact promptly so a restarted consumer replays little more than the latest per key.
+            config["min.cleanable.dirty.ratio"] = "0.1"
+            config["segment.ms"] = str(DAY_MS)
+        return config
+
+
+TOPICS: Final[tuple[TopicSpec, ...]] = (
+    TopicSpec(
+        name="edge.packages.v1",
+        partitions=6,
+        retention_ms=7 * DAY_MS,
+        cleanup_policy=CleanupPolicy.DELETE,
+        value_format=ValueFormat.JSON_LD,
+        key="sensor UUID",
+        value_contract="EdgePackage",
+        description="Sensor data packages as sent by gateways (raw samples, smart data or claim checks).",
+    ),
+    TopicSpec(
+        name="edge.metadata.v1",
+        partitions=3,
+        retention_ms=-1,
+        cleanup_policy=CleanupPolicy.COMPACT,
+        value_format=ValueFormat.JSON_LD,
+        key="sensor UUID",
+        value_contract="SensorDescription",
+        description="Latest metadata and context per sensor (compacted; null value = sensor retired).",
+    ),
+    TopicSpec(
+        name="edge.deadletter.v1",
+        partitions=3,
+        retention_ms=30 * DAY_MS,
+        cleanup_policy=CleanupPolicy.DELETE,
+        value_format=ValueFormat.AVRO,
+        key="source key (as received)",
+        value_contract="DeadLetter",
+        description="Rejected input with its original bytes, a reason code and where it came from.",
+    ),
+    TopicSpec(
+        name="edge.parked.v1",
+        partitions=6,
+        retention_ms=30 * DAY_MS,
+        cleanup_policy=CleanupPolicy.DELETE,
+        value_format=ValueFormat.JSON_LD,
+        key="sensor UUID",
+        value_contract="EdgePackage",
+        description="Valid packages whose sensor has no metadata yet; re-processed when it arrives.",
+    ),
+    TopicSpec(
+        name="readings.clean.v1",
+        partitions=6,
+        retention_ms=7 * DAY_MS,
+        cleanup_policy=CleanupPolicy.DELETE,
+        value_format=ValueFormat.AVRO,
+        key="sensor UUID",
+        value_contract="CleanReadingBatch",
+        description="Validated, time-corrected, quality-coded and enriched readings, one record per package.",
+    ),
+    TopicSpec(
+        name="alerts.v1",
+        partitions=3,
+        retention_ms=30 * DAY_MS,
+        cleanup_policy=CleanupPolicy.DELETE,
+        value_format=ValueFormat.AVRO,
+        key="asset id",
+        value_contract="Alert",
+        description="Alert episodes (open and close) for downstream apps.",
+    ),
+)
+
+BY_NAME: Final[dict[str, TopicSpec]] = {t.name: t for t in TOPICS}

@@ -1,0 +1,1 @@
+"""Vigil's local platform: fetch, configure, start, check and stop Kafka, MinIO, Trino and Spark jars."""

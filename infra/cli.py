@@ -1,0 +1,121 @@
+"""`python -m infra up|down|status|clean|fetch`: the operator's view of the local platform."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import shutil
+import time
+from types import ModuleType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra import procs
+from infra.errors import InfraError
+from infra.settings import get_settings
+
+# Start order matters: Trino's catalog lives in MinIO.
+SERVICES: dict[str, ModuleType] = {n: importlib.import_module(f"infra.{n}") for n in ("kafka", "minio", "trino")}
+app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
+console = Console()
+
+ServiceNames = Annotated[list[str] | None, typer.Argument(help="services (default: all)")]
+
+
+def _chosen(names: list[str] | None) -> dict[str, ModuleType]:
+    if not names:
+        return SERVICES
+    unknown = sorted(set(names) - SERVICES.keys())
+    if unknown:
+        raise typer.BadParameter(f"unknown service(s) {unknown}; known: {sorted(SERVICES)}")
+    return {n: SERVICES[n] for n in SERVICES if n in names}
+
+
+def _fail(exc: InfraError) -> None:
+    console.print(f"[bold red]error[/] {exc}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def fetch(names: ServiceNames = None) -> None:
+    """Download and build everything (first run only; cached in VIGIL_CACHE_DIR)."""
+    settings = get_settings()
+    try:
+        for module in _chosen(names).values():
+            module.fetch(settings)
+        if not names:
+            importlib.import_module("infra.spark").fetch(settings)
+    except InfraError as exc:
+        _fail(exc)
+
+
+@app.command()
+def up(names: ServiceNames = None) -> None:
+    """Fetch (first run), start and health-check the services; idempotent."""
+    settings = get_settings()
+    try:
+        for name, module in _chosen(names).items():
+            module.fetch(settings)
+            started = time.monotonic()
+            already = procs.running_pid(settings, name)
+            pid = procs.start(settings, module.prepare(settings)) if already is None else already
+            procs.wait_healthy(settings, name, functools.partial(module.probe, settings))
+            module.after_start(settings)
+            how = "already running" if already else f"started in {time.monotonic() - started:.0f}s"
+            console.print(f"[green]✓[/] {name} pid {pid} {how} (log: {procs.log_file(settings, name)})")
+        if not names:
+            importlib.import_module("infra.spark").fetch(settings)
+            console.print("[green]✓[/] spark jars resolved")
+    except InfraError as exc:
+        _fail(exc)
+
+
+@app.command()
+def down(names: ServiceNames = None) -> None:
+    """Stop what `up` started (by recorded PID); data is kept."""
+    settings = get_settings()
+    for name in reversed(list(_chosen(names))):
+        stopped = procs.stop(settings, name)
+        console.print(f"{name}: {'stopped' if stopped else 'was not running'}")
+
+
+@app.command()
+def status() -> None:
+    """Each service with its PID, ports and health; exit 1 if any is down."""
+    settings = get_settings()
+    table = Table("service", "pid", "ports", "health", "log")
+    healthy_all = True
+    for name, module in SERVICES.items():
+        pid = procs.running_pid(settings, name)
+        try:
+            healthy = pid is not None and bool(module.probe(settings))
+        except Exception:  # noqa: BLE001 - any failure of a probe means unhealthy
+            healthy = False
+        healthy_all &= healthy
+        table.add_row(
+            name,
+            str(pid or "-"),
+            ",".join(str(p) for p in module.ports(settings)),
+            "[green]healthy[/]" if healthy else ("[yellow]not answering[/]" if pid else "[red]stopped[/]"),
+            str(procs.log_file(settings, name)),
+        )
+    console.print(table)
+    if not healthy_all:
+        raise typer.Exit(1)
+
+
+@app.command()
+def clean() -> None:
+    """Stop everything and delete the data folder (never the download cache)."""
+    settings = get_settings()
+    down(None)
+    if settings.data_dir.exists():
+        shutil.rmtree(settings.data_dir)
+    console.print(f"removed {settings.data_dir} (cache kept: {settings.cache_dir})")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,85 @@
+"""Resolve artifacts from Maven Central with the machine's `mvn` into the download cache.
+
+Only `mvn` knows where the registry is; nothing here names a host. A folder is
+complete once its `.complete` stamp exists, so an interrupted fetch resumes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from infra.errors import InfraError
+
+console = Console(stderr=True)
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>org.vigil</groupId><artifactId>fetch-{label}</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>{deps}</dependencies>
+</project>
+"""
+
+
+def _dep(coord: str) -> str:
+    parts = coord.split(":")
+    group, artifact, version = parts[0], parts[1], parts[2]
+    exclusions = ""
+    if len(parts) > 3 and parts[3] == "nodeps":
+        exclusions = "<exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion></exclusions>"
+    return (
+        f"<dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+        f"<version>{version}</version>{exclusions}</dependency>"
+    )
+
+
+def _mvn(service: str, args: Sequence[str], cwd: Path) -> None:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise InfraError(service, "`mvn` is not on PATH; install Maven (apt-get install maven)")
+    console.print(f"[bold]{service}[/]: resolving with Maven (first run only) …")
+    result = subprocess.run([mvn, "-B", "-ntp", *args], cwd=cwd, check=False)
+    if result.returncode != 0:
+        raise InfraError(service, f"Maven could not resolve the artifacts (exit {result.returncode})")
+
+
+def copy_with_dependencies(service: str, coords: Sequence[str], dest: Path) -> Path:
+    """Copy `group:artifact:version[:nodeps]` and their runtime dependencies into `dest`."""
+    stamp = dest / ".complete"
+    if stamp.exists():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vigil-mvn-") as tmp:
+        pom = Path(tmp) / "pom.xml"
+        pom.write_text(_POM.format(label=service, deps="".join(_dep(c) for c in coords)))
+        _mvn(
+            service,
+            ["dependency:copy-dependencies", f"-DoutputDirectory={dest}", "-DincludeScope=runtime"],
+            Path(tmp),
+        )
+    stamp.touch()
+    return dest
+
+
+def copy_artifact(service: str, coord: str, dest: Path) -> Path:
+    """Copy one artifact (`group:artifact:version:packaging`) into `dest`; return its path."""
+    _group, artifact, version, packaging = coord.split(":")
+    target = dest / f"{artifact}-{version}.{packaging}"
+    if target.exists():
+        return target
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vigil-mvn-") as tmp:
+        _mvn(
+            service,
+            ["dependency:copy", f"-Dartifact={coord}", f"-DoutputDirectory={dest}", "-Dmdep.overWriteReleases=true"],
+            Path(tmp),
+        )
+    if not target.exists():
+        raise InfraError(service, f"Maven finished but {target} is missing")
+    return target
