@@ -2,6 +2,12 @@
 
 `make up` creates missing topics and brings the config of existing ones in
 line with this table (partitions only ever grow: Kafka cannot shrink them).
+
+The three topics keyed by sensor UUID that the stream stage reads together
+(packages, metadata, parked) have the same partition count, and every producer
+uses the murmur2 partitioner (Kafka's Java and aiokafka default), so one
+sensor's packages, metadata and parked packages share a partition number: the
+stream joins them in per-partition state without a repartition.
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
     ),
     TopicSpec(
         name="edge.metadata.v1",
-        partitions=3,
+        partitions=6,
         retention_ms=-1,
         cleanup_policy=CleanupPolicy.COMPACT,
         value_format=ValueFormat.JSON_LD,

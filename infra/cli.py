@@ -20,7 +20,7 @@ from infra.settings import get_settings
 # Start order matters: Trino's catalog lives in MinIO.
 SERVICES: dict[str, ModuleType] = {n: importlib.import_module(f"infra.{n}") for n in ("kafka", "minio", "trino")}
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)
 
 ServiceNames = Annotated[list[str] | None, typer.Argument(help="services (default: all)")]
 
@@ -62,7 +62,7 @@ def up(names: ServiceNames = None) -> None:
             started = time.monotonic()
             already = procs.running_pid(settings, name)
             pid = procs.start(settings, module.prepare(settings)) if already is None else already
-            procs.wait_healthy(settings, name, functools.partial(module.probe, settings))
+            procs.wait_healthy(settings, name, pid, functools.partial(module.probe, settings))
             module.after_start(settings)
             how = "already running" if already else f"started in {time.monotonic() - started:.0f}s"
             console.print(f"[green]✓[/] {name} pid {pid} {how} (log: {procs.log_file(settings, name)})")

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from infra.errors import InfraError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -39,14 +39,19 @@ def _dep(coord: str) -> str:
     )
 
 
-def _mvn(service: str, args: Sequence[str], cwd: Path) -> None:
+def run(service: str, args: Sequence[str], cwd: Path) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise InfraError(service, "`mvn` is not on PATH; install Maven (apt-get install maven)")
     console.print(f"[bold]{service}[/]: resolving with Maven (first run only) …")
-    result = subprocess.run([mvn, "-B", "-ntp", *args], cwd=cwd, check=False)
+    result = subprocess.run([mvn, "-B", *args], cwd=cwd, check=False)
     if result.returncode != 0:
         raise InfraError(service, f"Maven could not resolve the artifacts (exit {result.returncode})")
+
+
+def render_pom(label: str, coords: Sequence[str]) -> str:
+    """A throw-away POM whose dependencies are `coords` (`group:artifact:version[:nodeps]`)."""
+    return _POM.format(label=label, deps="".join(_dep(c) for c in coords))
 
 
 def copy_with_dependencies(service: str, coords: Sequence[str], dest: Path) -> Path:
@@ -57,8 +62,8 @@ def copy_with_dependencies(service: str, coords: Sequence[str], dest: Path) -> P
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vigil-mvn-") as tmp:
         pom = Path(tmp) / "pom.xml"
-        pom.write_text(_POM.format(label=service, deps="".join(_dep(c) for c in coords)))
-        _mvn(
+        pom.write_text(render_pom(service, coords))
+        run(
             service,
             ["dependency:copy-dependencies", f"-DoutputDirectory={dest}", "-DincludeScope=runtime"],
             Path(tmp),
@@ -75,7 +80,7 @@ def copy_artifact(service: str, coord: str, dest: Path) -> Path:
         return target
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vigil-mvn-") as tmp:
-        _mvn(
+        run(
             service,
             ["dependency:copy", f"-Dartifact={coord}", f"-DoutputDirectory={dest}", "-Dmdep.overWriteReleases=true"],
             Path(tmp),

@@ -16,7 +16,7 @@ from infra.settings import InfraSettings
 
 NAME = "minio"
 _MODULE = "github.com/minio/minio"
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def binary(settings: InfraSettings) -> Path:

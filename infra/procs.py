@@ -116,13 +116,18 @@ def _exited(pid: int) -> bool:
     return not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
 
 
-def wait_healthy(settings: InfraSettings, name: str, probe: Callable[[], bool], timeout: float | None = None) -> None:
-    """Poll `probe` until it answers True; fail early if the process died."""
+def wait_healthy(
+    settings: InfraSettings, name: str, pid: int, probe: Callable[[], bool], timeout: float | None = None
+) -> None:
+    """Poll `probe` until it answers True; fail early if process `pid` died.
+
+    Takes the PID from `start` rather than re-reading /proc/<pid>/cmdline, which
+    can still be empty for a moment after the fork.
+    """
     deadline = time.monotonic() + (timeout or settings.start_timeout_s)
     log = log_file(settings, name)
-    pid = running_pid(settings, name)
     while time.monotonic() < deadline:
-        if pid is None or _exited(pid):
+        if _exited(pid):
             raise InfraError(name, f"process exited during start-up; last log lines:\n{tail(log)}", log)
         try:
             if probe():

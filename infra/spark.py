@@ -13,8 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from infra import maven
 from infra.errors import InfraError
-from infra.maven import _POM, _dep, _mvn
 from infra.settings import InfraSettings
 
 NAME = "spark"
@@ -101,9 +101,9 @@ def fetch(settings: InfraSettings) -> None:
     try:
         repo = staging / "repo"
         pom = staging / "pom.xml"
-        pom.write_text(_POM.format(label=NAME, deps="".join(_dep(c) for c in coordinates(settings))))
+        pom.write_text(maven.render_pom(NAME, coordinates(settings)))
         copy = ["dependency:copy-dependencies", f"-DoutputDirectory={repo}", "-DincludeScope=runtime"]
-        _mvn(NAME, [*copy, "-Dmdep.useRepositoryLayout=true"], staging)
+        maven.run(NAME, [*copy, "-Dmdep.useRepositoryLayout=true"], staging)
         kept = _select(repo, shipped)
         pom.unlink()
         (staging / "jars.txt").write_text("".join(f"repo/{p.as_posix()}\n" for p in kept))

@@ -9,12 +9,12 @@ from contracts.topics import TOPICS, TopicSpec
 from infra.errors import InfraError
 from infra.settings import InfraSettings
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 _TIMEOUT_S = 30
 
 
 def _admin(settings: InfraSettings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 4})
 
 
 def ensure_topics(settings: InfraSettings, topics: tuple[TopicSpec, ...] = TOPICS) -> None:

@@ -1,0 +1,1 @@
+"""Vigil's Spark batch jobs; `jobs.spark_session.build_spark` gives each one its session."""

@@ -1,0 +1,1 @@
+"""Vigil's stream stage: validate, dedupe, clock, quality, enrich, alerts (one module per stage)."""

@@ -1,0 +1,193 @@
+"""The gateway simulator against the real Kafka: what the report says was sent is exactly what the topics hold.
+
+Other producers may write to the same topics while this runs, so each test uses a
+fresh seed (fresh sensor UUIDs) and counts only messages keyed by its own sensors,
+between the end offsets recorded before the run and those after it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiokafka.partitioner import murmur2
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from connectors.gateway.cli import app
+from connectors.gateway.plant import PlantConfig, build_plant
+from connectors.gateway.report import SendReport
+from connectors.gateway.settings import GatewaySettings
+from contracts import EdgePackage, SensorDescription
+
+pytestmark = pytest.mark.integration
+
+PACKAGES, METADATA = "edge.packages.v1", "edge.metadata.v1"
+Offsets = dict[int, int]
+
+
+@pytest.fixture(scope="module")
+def kafka() -> str:
+    """The bootstrap of the running Kafka; fails (never skips) when it is down or lacks the topics."""
+    bootstrap = GatewaySettings().kafka_bootstrap
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "vigil-test-probe", "log_level": 0})
+    try:
+        topics = consumer.list_topics(timeout=10).topics
+    except KafkaException as exc:
+        topics, error = {}, str(exc)
+    else:
+        error = ""
+    finally:
+        consumer.close()
+    if error:  # failed outside the except block, so the report is one line, not a chained traceback
+        pytest.fail(f"Kafka at {bootstrap} is unreachable ({error}); start the platform with `make up`", pytrace=False)
+    missing = [t for t in (PACKAGES, METADATA) if t not in topics]
+    if missing:
+        pytest.fail(f"topics {missing} missing on {bootstrap}; `make up` creates them", pytrace=False)
+    return bootstrap
+
+
+def _consumer(bootstrap: str) -> Consumer:
+    return Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"vigil-test-{uuid.uuid4()}", "enable.auto.commit": False}
+    )
+
+
+def _ends(bootstrap: str, topic: str) -> Offsets:
+    consumer = _consumer(bootstrap)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    finally:
+        consumer.close()
+
+
+def _read(bootstrap: str, topic: str, start: Offsets, end: Offsets, keys: set[bytes]) -> list[tuple[bytes, bytes]]:
+    """(key, value) of every message in [start, end) per partition whose key is one of `keys`.
+
+    Also checks each one sits on the partition Java's murmur2 gives its key: the stream
+    joins packages with metadata per partition (contracts/topics.py).
+    """
+    consumer = _consumer(bootstrap)
+    wanted = {p: end[p] for p in end if end[p] > start.get(p, 0)}
+    out: list[tuple[bytes, bytes]] = []
+    try:
+        consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in wanted])
+        deadline = time.monotonic() + 60
+        while wanted and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=500, timeout=1):
+                assert message.error() is None, message.error()
+                partition, offset, key = message.partition(), message.offset(), message.key()
+                assert partition is not None
+                assert offset is not None
+                if partition in wanted and offset < wanted[partition]:
+                    if key is not None and key in keys:
+                        assert partition == (murmur2(key) & 0x7FFFFFFF) % len(end), f"{topic}: {key!r} misplaced"
+                        out.append((key, message.value() or b""))
+                    if offset + 1 >= wanted[partition]:
+                        del wanted[partition]
+        assert not wanted, f"could not read {topic} partitions {sorted(wanted)} to their end in 60 s"
+    finally:
+        consumer.close()
+    return out
+
+
+def _run(args: list[str], report_path: Path) -> SendReport:
+    result = CliRunner().invoke(app, [*args, "--json", str(report_path)])
+    assert result.exit_code == 0, result.output
+    return SendReport.model_validate_json(report_path.read_text(encoding="utf-8"))
+
+
+def test_run_reconciles_with_both_topics(kafka: str, tmp_path: Path) -> None:
+    seed = random.randrange(1_000_000, 2**31)
+    plant = ["--seed", str(seed), "--gateways", "2", "--machines-per-gateway", "2", "--samples-per-package", "200"]
+    faults = ["--bad-rate", "0.15", "--duplicate-rate", "0.1", "--features-rate", "0.2", "--gap-rate", "0.1"]
+    before = {t: _ends(kafka, t) for t in (PACKAGES, METADATA)}
+
+    report = _run(["run", *plant, *faults, "--count", "150", "--rate", "0", "--bootstrap", kafka], tmp_path / "r.json")
+
+    after = {t: _ends(kafka, t) for t in (PACKAGES, METADATA)}
+    sensors = build_plant(PlantConfig(seed=seed, gateways=2, machines_per_gateway=2)).sensors
+    keys = {str(s.sensor_id).encode() for s in sensors}
+    assert report.failed == 0
+    assert report.stopped_by == "count"
+    assert report.packages_total == report.valid + report.bad + report.duplicates == 150
+    assert report.bad > 0
+    assert report.duplicates > 0
+
+    metadata = _read(kafka, METADATA, before[METADATA], after[METADATA], keys)
+    assert len(metadata) == report.metadata_records == len(sensors)
+    for key, value in metadata:
+        description = SensorDescription.from_wire(value)
+        assert key == str(description.sensor_id).encode()
+
+    packages = _read(kafka, PACKAGES, before[PACKAGES], after[PACKAGES], keys)
+    assert len(packages) == report.packages_total
+    # Re-classify what arrived, roughly as the stream stage will, and compare with the report.
+    seen: set[uuid.UUID] = set()
+    valid: Counter[str] = Counter()
+    bad: Counter[str] = Counter()
+    duplicates = samples = 0
+    horizon = datetime.now(UTC) + timedelta(hours=1)
+    for key, value in packages:
+        uuid.UUID(key.decode())  # key = sensor UUID
+        try:
+            package = EdgePackage.from_wire(value)
+        except ValidationError as exc:
+            bad[_reason(exc)] += 1
+            continue
+        assert key == str(package.sensor_id).encode()
+        if package.window.start > horizon:
+            bad["future_timestamp"] += 1  # valid in form, hours ahead of the broker
+        elif package.package_id in seen:
+            duplicates += 1
+        else:
+            seen.add(package.package_id)
+            valid[package.kind] += 1
+            samples += len(package.samples.t) if package.samples else 0
+    assert dict(valid) == report.valid_by_payload
+    assert dict(bad) == report.bad_by_reason
+    assert duplicates == report.duplicates
+    assert samples == report.samples
+
+
+def _reason(exc: ValidationError) -> str:
+    errors = exc.errors()
+    types = {e["type"] for e in errors}
+    if "json_invalid" in types:
+        return "malformed_json"
+    if any(e["type"] == "literal_error" and e["loc"] == ("@context",) for e in errors):
+        return "unknown_context"
+    for specific in ("non_finite_value", "length_mismatch", "time_not_monotonic"):
+        if specific in types:
+            return specific
+    return "schema_violation"
+
+
+def test_replay_reconciles_with_the_packages_topic(kafka: str, tmp_path: Path) -> None:
+    sensors = [uuid.uuid4(), uuid.uuid4()]
+    start = int(datetime.now(UTC).timestamp()) * 1_000_000 - 3_600_000_000
+    rows = ["timestamp,sensor_id,value"]
+    rows += [f"{start + i * 100_000},{sensors[i % 2]},{20 + i * 0.01:.2f}" for i in range(250)]
+    rows.append(f"2026-01-01T00:00:00,{sensors[0]},1.0")  # naive time: reported, skipped
+    csv_path = tmp_path / "readings.csv"
+    csv_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    keys = {str(s).encode() for s in sensors}
+    before = _ends(kafka, PACKAGES)
+
+    report = _run(["replay", str(csv_path), "--samples-per-package", "50", "--bootstrap", kafka], tmp_path / "r.json")
+
+    packages = _read(kafka, PACKAGES, before, _ends(kafka, PACKAGES), keys)
+    assert [(r.line, "UTC offset" in r.reason) for r in report.bad_rows] == [(252, True)]
+    assert report.valid == len(packages) == 6  # 125 readings per sensor in packages of 50
+    assert report.samples == 250
+    parsed = [EdgePackage.from_wire(value) for _, value in packages]
+    assert sum(len(p.samples.t) for p in parsed if p.samples) == 250
+    assert {json.loads(value)["gateway_id"] for _, value in packages} == {"gw-replay"}
