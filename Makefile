@@ -13,7 +13,8 @@ INFRA := $(PY) -m infra
 PYTEST := $(PY) -m pytest
 DEMO_SECONDS ?= 20
 
-.PHONY: help install up down status clean fetch demo test lint test-unit test-integration test-lifecycle format
+
+.PHONY: help install up down status clean fetch demo streams test lint test-unit test-integration test-lifecycle format
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +41,9 @@ status: $(STAMP) ## Show each service with PID, ports and health
 
 clean: $(STAMP) ## Stop everything and delete the data folder (never the download cache)
 	$(INFRA) clean
+
+streams: up ## Run one stream worker in the foreground (more workers scale by partitions); metrics on :9108
+	$(PY) -m streams.app worker --loglevel=info
 
 demo: up ## Stand up the platform, stream a simulated plant, show what arrived (Kafka and Trino)
 	$(PY) -m infra.demo --seconds $(DEMO_SECONDS)

@@ -23,6 +23,7 @@ class ReasonCode(StrEnum):
     OVERSIZED = "oversized"  # message or sample count above the limit
     DUPLICATE = "duplicate"  # package id already seen within the dedupe horizon
     BAD_ROW = "bad_row"  # a row of a dropped file could not be turned into a reading
+    PROCESSING_ERROR = "processing_error"  # a stage failed unexpectedly; the message is kept for replay
 
 
 class DeadLetter(Contract):

@@ -45,6 +45,8 @@ class CleanReadingBatch(Contract):
     v: list[float] = Field(description="values in the canonical unit")
     quality: list[QualityCode]
     dropped: dict[str, int] = Field(default_factory=dict, description="samples left out, by quality code")
+    features: dict[str, float] = Field(default_factory=dict, description="smart-data features sent by the edge")
+    claim_uri: str | None = Field(default=None, description="claim-check reference of a large raw payload")
     missing_samples: int = Field(ge=0, description="samples missing against the declared sampling rate")
     source_topic: str
     source_partition: int

@@ -42,9 +42,14 @@ class TopicSpec(BaseModel):
     key: str = Field(description="what the message key holds")
     value_contract: str = Field(description="contracts model (and Avro schema) of the value")
     description: str
+    log_append_time: bool = Field(
+        default=False, description="stamp records with the broker's clock instead of the producer's"
+    )
 
     def kafka_config(self) -> dict[str, str]:
         config = {"cleanup.policy": self.cleanup_policy.value, "retention.ms": str(self.retention_ms)}
+        if self.log_append_time:
+            config["message.timestamp.type"] = "LogAppendTime"
         if self.cleanup_policy is CleanupPolicy.COMPACT:
             # Compact promptly so a restarted consumer replays little more than the latest per key.
             config["min.cleanable.dirty.ratio"] = "0.1"
@@ -62,6 +67,8 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
         key="sensor UUID",
         value_contract="EdgePackage",
         description="Sensor data packages as sent by gateways (raw samples, smart data or claim checks).",
+        # The clock stage estimates a gateway's clock error against the broker's clock, not the gateway's own.
+        log_append_time=True,
     ),
     TopicSpec(
         name="edge.metadata.v1",

@@ -56,6 +56,7 @@ def fetch(names: ServiceNames = None) -> None:
 def up(names: ServiceNames = None) -> None:
     """Fetch (first run), start and health-check the services; idempotent."""
     settings = get_settings()
+    began = time.monotonic()
     try:
         for name, module in _chosen(names).items():
             module.fetch(settings)
@@ -71,6 +72,7 @@ def up(names: ServiceNames = None) -> None:
             console.print("[green]✓[/] spark jars resolved")
     except InfraError as exc:
         _fail(exc)
+    console.print(f"platform up in {time.monotonic() - began:.0f}s")
 
 
 @app.command()

@@ -1,0 +1,332 @@
+"""The Faust app: topics, tables and the three agents that wire the pure stages to Kafka.
+
+Processing guarantee: at-least-once with agent concurrency 1 (Faust's
+exactly-once mode has open duplicate/loss bugs, see DESIGN.md). Offsets are
+committed only after an event's sends were handed to the producer, so a crash
+replays, never skips; replays are absorbed by the dedupe table downstream of
+validation and by package-id dedupe in the lake.
+
+The three input topics are keyed by sensor UUID with the same partition count
+and partitioner, so each agent's table writes for one sensor land in the same
+changelog partition whichever topic the event came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from contracts import ClockSource, DeadLetter, EdgePackage, ReasonCode, SensorDescription
+from contracts import avro as avro_codec
+from streams import metrics
+from streams.alerts import Subject, evaluate_clock, load_rules
+from streams.enrich import UnknownUnitError, profile
+from streams.errors import Rejection
+from streams.pipeline import Source, process
+from streams.settings import StreamSettings
+from streams.state import (
+    GatewayClock,
+    gateway_clock_from_json,
+    gateway_clock_to_json,
+    sensor_state_from_json,
+    sensor_state_to_json,
+)
+from streams.validate import validate
+
+log = logging.getLogger(__name__)
+settings = StreamSettings()
+rules = load_rules(settings.streams_rules)  # validated at start: a bad rules file stops the worker here
+
+app = faust.App(
+    settings.streams_app_id,
+    broker=f"kafka://{settings.kafka_bootstrap}",
+    store="memory://",  # state is rebuilt from the changelog topics on start
+    processing_guarantee="at_least_once",
+    topic_partitions=6,
+    topic_replication_factor=1,
+    consumer_auto_offset_reset="earliest",
+    producer_acks=-1,
+    web_enabled=False,  # metrics are served by prometheus-client instead
+    table_standby_replicas=0,
+)
+
+_RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+packages_topic = app.topic("edge.packages.v1", **_RAW)
+metadata_topic = app.topic("edge.metadata.v1", **_RAW)
+parked_topic = app.topic("edge.parked.v1", **_RAW)
+deadletter_topic = app.topic("edge.deadletter.v1", **_RAW)
+clean_topic = app.topic("readings.clean.v1", **_RAW)
+alerts_topic = app.topic("alerts.v1", **_RAW)
+
+seen = app.Table("seen-packages", default=None, help="package id -> first seen (epoch ms)")
+sensors = app.Table("sensor-metadata", default=None, help="sensor id -> SensorDescription JSON")
+parked = app.Table("parked-packages", default=None, help="sensor id -> parked packages awaiting metadata")
+sensor_state = app.Table("sensor-state", default=None, help="sensor id -> quality tail and alert episodes")
+gateway_clocks = app.Table("gateway-clocks", default=None, help="gateway id -> skew window and episode")
+
+_HEADER_PARTITION, _HEADER_OFFSET, _HEADER_TIME = (
+    "vigil-source-partition",
+    "vigil-source-offset",
+    "vigil-source-time-ms",
+)
+
+
+def _source(event: EventT[bytes]) -> Source:
+    message = event.message
+    return Source(message.topic, message.partition, message.offset, datetime.fromtimestamp(message.timestamp, tz=UTC))
+
+
+async def _dead_letter(event: EventT[bytes], rejection: Rejection, package: EdgePackage | None = None) -> None:
+    await _reject(event.message.value or b"", event.message.key, _source(event), rejection, package)
+
+
+async def _reject(
+    original: bytes, key: bytes | None, source: Source, rejection: Rejection, package: EdgePackage | None = None
+) -> None:
+    record = DeadLetter(
+        reason=rejection.reason,
+        field=rejection.field,
+        detail=rejection.detail,
+        stage=rejection.stage,
+        original=original,
+        original_key=key,
+        source_topic=source.topic,
+        source_partition=source.partition,
+        source_offset=source.offset,
+        source_timestamp=source.append_time,
+        rejected_at=datetime.now(UTC),
+        package_id=package.package_id if package else None,
+        gateway_id=package.gateway_id if package else None,
+    )
+    await deadletter_topic.send(key=key, value=avro_codec.encode(record))
+    metrics.DEAD_LETTERS.labels(rejection.reason.value).inc()
+    metrics.MESSAGES_OUT.labels(deadletter_topic.get_topic_name()).inc()
+
+
+def _clock(package: EdgePackage, append_time: datetime) -> tuple[float, ClockSource]:
+    """Observe the send-to-append gap and return the offset to apply."""
+    state = gateway_clock_from_json(gateway_clocks.get(package.gateway_id))
+    append_ms = append_time.timestamp() * 1000
+    window = state.window.observe(append_ms, append_ms - package.sent_at.timestamp() * 1000)
+    gateway_clocks[package.gateway_id] = gateway_clock_to_json(GatewayClock(window, state.episode))
+    if package.clock_offset_ms is not None:
+        return package.clock_offset_ms, ClockSource.NTP
+    estimate = window.estimate(append_ms)
+    return (estimate, ClockSource.ESTIMATED) if estimate is not None else (0.0, ClockSource.NONE)
+
+
+async def _clock_alert(package: EdgePackage, offset_ms: float, source: ClockSource) -> None:
+    state = gateway_clock_from_json(gateway_clocks.get(package.gateway_id))
+    window = (round(package.window.start.timestamp() * 1e6), round(package.window.end.timestamp() * 1e6))
+    subject = Subject(package.gateway_id, None, None, package.gateway_id)
+    alert, episode = evaluate_clock(
+        rules, offset_ms, state.episode, subject=subject, window=window, now=datetime.now(UTC)
+    )
+    gateway_clocks[package.gateway_id] = gateway_clock_to_json(GatewayClock(state.window, episode))
+    metrics.CLOCK_OFFSET.labels(package.gateway_id, source.value).set(offset_ms)
+    if alert is not None:
+        await alerts_topic.send(key=alert.asset_id.encode(), value=avro_codec.encode(alert))
+        metrics.ALERTS.labels(alert.rule, alert.state.value).inc()
+
+
+async def _process(package: EdgePackage, meta_json: str, source: Source) -> None:
+    """Clock, quality, enrich, alerts for a package whose sensor is known; publish the results."""
+    started = time.perf_counter()
+    sensor = SensorDescription.model_validate_json(meta_json)
+    offset_ms, clock_source = _clock(package, source.append_time)
+    await _clock_alert(package, offset_ms, clock_source)
+    key = str(package.sensor_id)
+    result = process(
+        package,
+        sensor,
+        source,
+        clock_offset_ms=offset_ms,
+        clock_source=clock_source,
+        state=sensor_state_from_json(sensor_state.get(key)),
+        rules=rules,
+        now=datetime.now(UTC),
+    )
+    sensor_state[key] = sensor_state_to_json(result.state)
+    await clean_topic.send(key=key.encode(), value=avro_codec.encode(result.clean))
+    metrics.MESSAGES_OUT.labels(clean_topic.get_topic_name()).inc()
+    for code, count in result.quality_counts.items():
+        metrics.SAMPLES.labels(code).inc(count)
+    metrics.MISSING.inc(result.clean.missing_samples)
+    for alert in result.alerts:
+        await alerts_topic.send(key=alert.asset_id.encode(), value=avro_codec.encode(alert))
+        metrics.ALERTS.labels(alert.rule, alert.state.value).inc()
+    metrics.STAGE_SECONDS.labels("process").observe(time.perf_counter() - started)
+
+
+async def _guarded(event: EventT[bytes], handler: Callable[[EventT[bytes]], Awaitable[None]]) -> None:
+    """Run one event's handler; an unexpected failure becomes a dead letter, never a crashed agent."""
+    metrics.MESSAGES_IN.labels(event.message.topic).inc()
+    try:
+        await handler(event)
+    except Exception as exc:
+        log.exception("stage failed on %s[%s]@%s", event.message.topic, event.message.partition, event.message.offset)
+        detail = f"{type(exc).__name__}: {exc}"[:1000]
+        await _dead_letter(event, Rejection(ReasonCode.PROCESSING_ERROR, detail, None, event.message.topic))
+
+
+@app.agent(packages_topic, concurrency=1)
+async def packages_agent(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await _guarded(event, handle_package)
+
+
+@app.agent(parked_topic, concurrency=1)
+async def parked_agent(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await _guarded(event, handle_parked)
+
+
+@app.agent(metadata_topic, concurrency=1)
+async def metadata_agent(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await _guarded(event, handle_metadata)
+
+
+async def handle_package(event: EventT[bytes]) -> None:
+    """validate -> dedupe -> (park | process)."""
+    source = _source(event)
+    started = time.perf_counter()
+    checked = validate(
+        event.message.value,
+        source.append_time,
+        max_bytes=settings.streams_max_message_bytes,
+        future_tolerance=timedelta(seconds=settings.streams_future_tolerance_s),
+    )
+    metrics.STAGE_SECONDS.labels("validate").observe(time.perf_counter() - started)
+    if isinstance(checked, Rejection):
+        await _dead_letter(event, checked)
+        return
+    if _is_duplicate(checked, source.append_time):
+        metrics.DUPLICATES.inc()
+        await _dead_letter(
+            event, Rejection(ReasonCode.DUPLICATE, "package id already accepted", "package_id", "dedupe"), checked
+        )
+        return
+    meta = sensors.get(str(checked.sensor_id))
+    if meta is None:
+        await _park(event, source)
+        return
+    await _process(checked, meta, source)
+
+
+def _is_duplicate(package: EdgePackage, now: datetime) -> bool:
+    key = str(package.package_id)
+    first = seen.get(key)
+    now_ms = now.timestamp() * 1000
+    if first is not None and now_ms - first < settings.streams_dedupe_horizon_s * 1000:
+        return True
+    seen[key] = now_ms
+    return False
+
+
+async def _park(event: EventT[bytes], source: Source) -> None:
+    headers = {
+        _HEADER_PARTITION: str(source.partition).encode(),
+        _HEADER_OFFSET: str(source.offset).encode(),
+        _HEADER_TIME: str(round(source.append_time.timestamp() * 1000)).encode(),
+    }
+    await parked_topic.send(key=event.message.key, value=event.message.value, headers=headers)
+    metrics.PARKED.inc()
+    metrics.MESSAGES_OUT.labels(parked_topic.get_topic_name()).inc()
+
+
+def _headers(event: EventT[bytes]) -> dict[str, str]:
+    # Kafka delivers a list of (key, bytes) pairs; Faust's test channel keeps the dict it was given.
+    raw: Any = event.message.headers or []
+    pairs: list[tuple[str, Any]] = list(raw.items()) if isinstance(raw, dict) else list(raw)
+    return {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in pairs}
+
+
+def _parked_source(event: EventT[bytes]) -> Source:
+    headers = _headers(event)
+    return Source(
+        packages_topic.get_topic_name(),
+        int(headers[_HEADER_PARTITION]),
+        int(headers[_HEADER_OFFSET]),
+        datetime.fromtimestamp(int(headers[_HEADER_TIME]) / 1000, tz=UTC),
+    )
+
+
+async def handle_parked(event: EventT[bytes]) -> None:
+    """A parked package is processed as soon as its sensor is known; until then it waits in a table."""
+    try:
+        package = EdgePackage.from_wire(event.message.value or b"")
+        source = _parked_source(event)
+    except (ValueError, KeyError) as exc:  # not something this worker parked
+        await _dead_letter(
+            event, Rejection(ReasonCode.SCHEMA_VIOLATION, f"not a parked package: {exc}"[:1000], None, "parked")
+        )
+        return
+    key = str(package.sensor_id)
+    meta = sensors.get(key)
+    if meta is None:
+        waiting = list(parked.get(key) or [])
+        waiting.append({"value": (event.message.value or b"").decode(), **_source_json(source)})
+        parked[key] = waiting
+        return
+    await _process(package, meta, source)
+    metrics.UNPARKED.inc()
+
+
+def _source_json(source: Source) -> dict[str, Any]:
+    return {
+        "partition": source.partition,
+        "offset": source.offset,
+        "time_ms": round(source.append_time.timestamp() * 1000),
+    }
+
+
+async def handle_metadata(event: EventT[bytes]) -> None:
+    """Keep the latest metadata per sensor; release the sensor's parked packages."""
+    raw = event.message.value
+    try:
+        sensor = SensorDescription.from_wire(raw or b"")
+        profile(sensor)  # the unit must be convertible, or nothing of this sensor can be enriched
+    except (ValueError, UnknownUnitError) as exc:
+        await _dead_letter(event, Rejection(ReasonCode.SCHEMA_VIOLATION, str(exc)[:500], None, "metadata"))
+        return
+    key = str(sensor.sensor_id)
+    meta = sensor.model_dump_json(by_alias=True)
+    sensors[key] = meta
+    waiting = list(parked.get(key) or [])
+    if not waiting:
+        return
+    parked[key] = []
+    for item in waiting:
+        source = Source(
+            packages_topic.get_topic_name(),
+            item["partition"],
+            item["offset"],
+            datetime.fromtimestamp(item["time_ms"] / 1000, tz=UTC),
+        )
+        original = item["value"].encode()
+        try:
+            await _process(EdgePackage.from_wire(original), meta, source)
+        except Exception as exc:
+            log.exception("processing a released parked package failed")
+            failure = Rejection(ReasonCode.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000], None, "parked")
+            await _reject(original, key.encode(), source, failure)
+            continue
+        metrics.UNPARKED.inc()
+
+
+def main() -> None:
+    from prometheus_client import start_http_server
+
+    start_http_server(settings.streams_metrics_port, addr=settings.streams_metrics_host)
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Settings of the stream worker, read once from ``VIGIL_*`` environment variables at the entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.alerts import DEFAULT_RULES
+
+
+class StreamSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    streams_app_id: str = Field(default="vigil-streams", description="consumer group and changelog prefix")
+    streams_rules: Path = Field(default=DEFAULT_RULES, description="alert rules file")
+    streams_metrics_host: str = "127.0.0.1"
+    streams_metrics_port: int = Field(default=9108, description="Prometheus /metrics")
+    streams_dedupe_horizon_s: float = Field(default=24 * 3600, gt=0, description="how long a package id is remembered")
+    streams_future_tolerance_s: float = Field(
+        default=300, ge=0, description="how far ahead of the broker a time may be"
+    )
+    streams_max_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
