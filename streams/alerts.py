@@ -212,6 +212,9 @@ def evaluate(
     planned: list[tuple[Check, _Rule]] = []
     if rules.threshold.enabled:
         for check in threshold_checks(rules, obs, limits, unit):
+            if check.value is None:
+                # No ok samples (e.g. a sensor driven past its range): no evidence either way, the episode holds.
+                continue
             current = episodes.get(check.rule, Episode())
             planned.append((cleared(check, rules.threshold.deadband) if current.open else check, rules.threshold))
     rate_check = _rate_check(rules, obs, quantity, unit, state)

@@ -1,0 +1,81 @@
+"""Run a stream worker of our own as a subprocess for a test, with its own consumer group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from infra.settings import InfraSettings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Worker:
+    def __init__(self, settings: InfraSettings, app_id: str, log: Path, extra_env: dict[str, str]) -> None:
+        self.settings, self.app_id, self.log = settings, app_id, log
+        self.metrics_port = free_port()
+        self.env = {
+            **os.environ,
+            "VIGIL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "VIGIL_STREAMS_APP_ID": app_id,
+            "VIGIL_STREAMS_METRICS_PORT": str(self.metrics_port),
+            **extra_env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.app", "worker", "--loglevel=info"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"stream worker exited ({self.proc.returncode}); see {self.log}")
+            if b"[^Worker]: Ready" in self.log.read_bytes():
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"stream worker not ready within 120 s; see {self.log}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(60)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+
+@contextmanager
+def stream_worker(settings: InfraSettings, log_dir: Path, **extra_env: str) -> Iterator[Worker]:
+    app_id = f"vigil-streams-it-{uuid.uuid4().hex[:8]}"
+    worker = Worker(settings, app_id, log_dir / f"{app_id}.log", extra_env)
+    try:
+        worker.start()
+        yield worker
+    finally:
+        worker.stop()
+        # The test's changelog topics are its own: remove them so runs do not accumulate.
+        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 4})
+        ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(app_id)]
+        if ours:
+            for future in admin.delete_topics(ours).values():
+                future.result(30)
