@@ -31,7 +31,7 @@ from contracts import (
 from contracts import avro as avro_codec
 from contracts.package import Samples
 from infra.settings import InfraSettings
-from tests.integration.streams_worker import stream_worker
+from infra.streams_worker import stream_worker
 
 pytestmark = pytest.mark.integration
 TIMEOUT_S = 180

@@ -1,4 +1,4 @@
-"""Run a stream worker of our own as a subprocess for a test, with its own consumer group."""
+"""A stream worker as a subprocess with its own consumer group: for the demo, tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -65,17 +65,26 @@ class Worker:
 
 
 @contextmanager
-def stream_worker(settings: InfraSettings, log_dir: Path, **extra_env: str) -> Iterator[Worker]:
-    app_id = f"vigil-streams-it-{uuid.uuid4().hex[:8]}"
+def stream_worker(
+    settings: InfraSettings, log_dir: Path, app_id: str | None = None, *, keep_state: bool = False, **extra_env: str
+) -> Iterator[Worker]:
+    """A running worker; unless `keep_state`, its consumer group is new and its changelog topics are removed after."""
+    app_id = app_id or f"vigil-streams-it-{uuid.uuid4().hex[:8]}"
+    log_dir.mkdir(parents=True, exist_ok=True)
     worker = Worker(settings, app_id, log_dir / f"{app_id}.log", extra_env)
     try:
         worker.start()
         yield worker
     finally:
         worker.stop()
-        # The test's changelog topics are its own: remove them so runs do not accumulate.
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 4})
-        ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(app_id)]
-        if ours:
-            for future in admin.delete_topics(ours).values():
-                future.result(30)
+        if not keep_state:
+            _delete_changelogs(settings, app_id)
+
+
+def _delete_changelogs(settings: InfraSettings, app_id: str) -> None:
+    # A throw-away worker's changelog topics are its own: remove them so runs do not accumulate.
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 4})
+    ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(app_id)]
+    if ours:
+        for future in admin.delete_topics(ours).values():
+            future.result(30)
