@@ -245,10 +245,13 @@ def evaluate(
         )
         if alert is not None:
             alerts.append(alert)
+    # A late (out-of-order) package does not move the rate-of-change reference back in time.
+    newer = state.last_end_us is None or obs.window_end_us > state.last_end_us
+    advance = obs.mean is not None and newer
     new_state = SensorAlertState(
         episodes=tuple(sorted(episodes.items())),
-        last_mean=obs.mean if obs.mean is not None else state.last_mean,
-        last_end_us=obs.window_end_us if obs.mean is not None else state.last_end_us,
+        last_mean=obs.mean if advance else state.last_mean,
+        last_end_us=obs.window_end_us if advance else state.last_end_us,
     )
     return alerts, new_state
 

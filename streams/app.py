@@ -321,6 +321,22 @@ async def handle_metadata(event: EventT[bytes]) -> None:
         metrics.UNPARKED.inc()
 
 
+_INPUTS = {packages_topic.get_topic_name(), metadata_topic.get_topic_name(), parked_topic.get_topic_name()}
+
+
+@app.timer(interval=10.0)  # type: ignore[untyped-decorator]
+async def report_lag() -> None:
+    """Consumer lag per input partition: the broker's high-water mark minus the next offset to read."""
+    consumer = app.consumer
+    for tp in consumer.assignment():
+        if tp.topic not in _INPUTS:
+            continue
+        position = await consumer.position(tp)
+        highwater = consumer.highwater(tp)
+        if position is not None and highwater is not None:
+            metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+
+
 def main() -> None:
     from prometheus_client import start_http_server
 
