@@ -64,7 +64,7 @@ deadletter_topic = app.topic("edge.deadletter.v1", **_RAW)
 clean_topic = app.topic("readings.clean.v1", **_RAW)
 alerts_topic = app.topic("alerts.v1", **_RAW)
 
-seen = app.Table("seen-packages", default=None, help="package id -> first seen (epoch ms)")
+seen = app.Table("seen-packages", default=None, help="package id -> first acceptance (broker ms, partition, offset)")
 sensors = app.Table("sensor-metadata", default=None, help="sensor id -> SensorDescription JSON")
 parked = app.Table("parked-packages", default=None, help="sensor id -> parked packages awaiting metadata")
 sensor_state = app.Table("sensor-state", default=None, help="sensor id -> quality tail and alert episodes")
@@ -207,7 +207,7 @@ async def handle_package(event: EventT[bytes]) -> None:
     if isinstance(checked, Rejection):
         await _dead_letter(event, checked)
         return
-    if _is_duplicate(checked, source.append_time):
+    if _is_duplicate(checked, source):
         metrics.DUPLICATES.inc()
         await _dead_letter(
             event, Rejection(ReasonCode.DUPLICATE, "package id already accepted", "package_id", "dedupe"), checked
@@ -217,17 +217,38 @@ async def handle_package(event: EventT[bytes]) -> None:
     if meta is None:
         await _park(event, source)
         return
-    await _process(checked, meta, source)
+    try:
+        await _process(checked, meta, source)
+    except Exception:
+        _forget(checked)  # a processing_error dead letter must stay replayable
+        raise
 
 
-def _is_duplicate(package: EdgePackage, now: datetime) -> bool:
+def _is_duplicate(package: EdgePackage, source: Source) -> bool:
+    """True if another message already delivered this package id within the horizon.
+
+    The first acceptance is remembered with its source offset: the same message
+    read again after a crash (at-least-once replay) is not a duplicate of
+    itself, so a crash between the table write and the clean record's send
+    cannot lose the package.
+    """
     key = str(package.package_id)
     first = seen.get(key)
-    now_ms = now.timestamp() * 1000
-    if first is not None and now_ms - first < settings.streams_dedupe_horizon_s * 1000:
+    now_ms = source.append_time.timestamp() * 1000
+    if (
+        first is not None
+        and now_ms - first["ms"] < settings.streams_dedupe_horizon_s * 1000
+        and (first["partition"], first["offset"]) != (source.partition, source.offset)
+    ):
         return True
-    seen[key] = now_ms
+    seen[key] = {"ms": now_ms, "partition": source.partition, "offset": source.offset}
     return False
+
+
+def _forget(package: EdgePackage) -> None:
+    key = str(package.package_id)
+    if seen.get(key) is not None:
+        del seen[key]
 
 
 async def _park(event: EventT[bytes], source: Source) -> None:
