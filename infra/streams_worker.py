@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -70,6 +71,10 @@ def stream_worker(
 ) -> Iterator[Worker]:
     """A running worker; unless `keep_state`, its consumer group is new and its changelog topics are removed after."""
     app_id = app_id or f"vigil-streams-it-{uuid.uuid4().hex[:8]}"
+    others = [g for g in active_workers(settings) if g != app_id]
+    if others:
+        # Another worker would emit its own copy of every output and spoil any count made here.
+        raise RuntimeError(f"other stream workers are running against {settings.kafka_bootstrap}: {others}")
     log_dir.mkdir(parents=True, exist_ok=True)
     worker = Worker(settings, app_id, log_dir / f"{app_id}.log", extra_env)
     try:
@@ -82,9 +87,26 @@ def stream_worker(
 
 
 def _delete_changelogs(settings: InfraSettings, app_id: str) -> None:
-    # A throw-away worker's changelog topics are its own: remove them so runs do not accumulate.
+    # A throw-away worker's changelog topics and consumer group are its own: remove them so runs do not accumulate.
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 4})
     ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(app_id)]
     if ours:
         for future in admin.delete_topics(ours).values():
             future.result(30)
+    for future in admin.delete_consumer_groups([app_id]).values():
+        with contextlib.suppress(Exception):  # the group may still be settling; this is only housekeeping
+            future.result(30)
+
+
+def active_workers(settings: InfraSettings, topic: str = "edge.packages.v1") -> list[str]:
+    """Consumer groups with live members reading `topic`: other stream workers that would also emit outputs."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 4})
+    groups = [g.group_id for g in admin.list_consumer_groups().result(30).valid]
+    if not groups:
+        return []
+    live = []
+    for group_id, future in admin.describe_consumer_groups(groups).items():
+        described = future.result(30)
+        if any(tp.topic == topic for m in described.members for tp in m.assignment.topic_partitions):
+            live.append(group_id)
+    return live
