@@ -14,7 +14,7 @@ PYTEST := $(PY) -m pytest
 DEMO_SECONDS ?= 20
 
 
-.PHONY: help install up down status clean fetch demo streams test lint test-unit test-integration test-lifecycle format
+.PHONY: help install up down status clean fetch demo streams test lint test-unit test-integration test-lifecycle format bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,7 +51,7 @@ demo: up ## Stand up the platform, stream a simulated plant, show what arrived (
 lint: $(STAMP) ## Ruff and mypy (strict for contracts/ and streams/)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy contracts streams connectors jobs infra
+	$(PY) -m mypy contracts streams connectors jobs infra bench
 
 format: $(STAMP) ## Apply ruff's formatter and safe fixes
 	$(PY) -m ruff format .
@@ -65,5 +65,8 @@ test-integration: up ## Integration tests against the services `make up` started
 
 test-lifecycle: up ## `make up` twice keeps one of each; `make down` leaves none of ours (restarts the platform)
 	$(PYTEST) -m integration tests/lifecycle
+
+bench: up ## Stream-stage benchmark: samples/s vs a bare-consumer baseline, latency at half rate (bench/results/)
+	$(PY) -m bench.stream_stage
 
 test: lint test-unit test-integration test-lifecycle ## Everything CI runs: lint, unit, integration, lifecycle

@@ -10,11 +10,12 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel
 
 from connectors.gateway.producer import producer_config
 from connectors.gateway.settings import GatewaySettings
@@ -110,13 +111,17 @@ def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
     return sum(v for (n, lab), v in samples.items() if n == name and want <= set(lab))
 
 
+def record(model: type[BaseModel], value: bytes) -> dict[str, Any]:
+    """An Avro record as a dict (plain fastavro: model validation would only slow the reading down)."""
+    return cast(dict[str, Any], fastavro.schemaless_reader(io.BytesIO(value), avro_codec.parsed_schema(model), None))
+
+
 def read_clean(bootstrap: str, since: Offsets, until: Offsets) -> dict[str, dict[str, Any]]:
-    """Clean records in [since, until) by package id (plain fastavro: no model validation, it is not timed)."""
+    """Clean records in [since, until) by package id."""
     found: dict[str, dict[str, Any]] = {}
-    schema = avro_codec.parsed_schema(CleanReadingBatch)
     for value in read_range(bootstrap, "readings.clean.v1", since, until):
-        record = fastavro.schemaless_reader(io.BytesIO(value), schema, None)
-        found.setdefault(str(record["package_id"]), record)  # first one wins, as for a downstream reader
+        record_ = record(CleanReadingBatch, value)
+        found.setdefault(str(record_["package_id"]), record_)  # first one wins, as for a downstream reader
     return found
 
 
@@ -129,7 +134,8 @@ def read_range(bootstrap: str, topic: str, since: Offsets, until: Offsets, timeo
     try:
         while left > 0 and time.monotonic() < deadline:
             for msg in consumer.consume(min(left, 500), 1.0):
-                if msg.error() is None and msg.offset() < until[msg.partition()]:
+                offset, partition = msg.offset(), msg.partition()
+                if msg.error() is None and offset is not None and partition is not None and offset < until[partition]:
                     out.append(msg.value() or b"")
                     left -= 1
         if left:

@@ -60,7 +60,7 @@ def describe(settings: InfraSettings) -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
         "java": _java(settings),
         "kafka": settings.kafka_version,
-        "confluent_kafka": confluent_kafka.version()[0],
+        "confluent_kafka": _version("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
         "faust_streaming": _version("faust-streaming"),
         "aiokafka": _version("aiokafka"),

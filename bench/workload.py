@@ -70,7 +70,8 @@ class Workload:
         package = built[0]
         if hot:
             package = _shifted(package, HOT_OFFSET)
-        assert package.samples is not None and len(package.samples.v) == self.samples
+        assert package.samples is not None
+        assert len(package.samples.v) == self.samples
         end_us = round(package.window.end.timestamp() * 1e6)
         return Message(sensor.key, package.to_wire(), package.package_id, sensor.sensor_id, end_us, hot)
 

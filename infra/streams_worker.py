@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from infra.settings import InfraSettings
@@ -65,12 +66,58 @@ class Worker:
         self.kill(signal.SIGTERM)
 
 
+INPUTS = ("edge.packages.v1", "edge.metadata.v1", "edge.parked.v1")
+Offsets = dict[str, dict[int, int]]
+
+
+def end_offsets(settings: InfraSettings, topics: tuple[str, ...] = INPUTS) -> Offsets:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "vigil-offsets", "log_level": 4})
+    try:
+        out: Offsets = {}
+        for topic in topics:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            out[topic] = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+            }
+        return out
+    finally:
+        consumer.close()
+
+
+def start_group_at(settings: InfraSettings, group: str, offsets: Offsets) -> None:
+    """Commit `offsets` for `group` before its worker first joins.
+
+    A new group would otherwise start from the earliest offset and first work
+    through every earlier run's backlog.
+    """
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": group, "enable.auto.commit": False, "log_level": 4}
+    )
+    try:
+        commits = [TopicPartition(t, p, o) for t, parts in offsets.items() for p, o in parts.items()]
+        consumer.commit(offsets=commits, asynchronous=False)
+    finally:
+        consumer.close()
+
+
 @contextmanager
 def stream_worker(
-    settings: InfraSettings, log_dir: Path, app_id: str | None = None, *, keep_state: bool = False, **extra_env: str
+    settings: InfraSettings,
+    log_dir: Path,
+    app_id: str | None = None,
+    *,
+    keep_state: bool = False,
+    start_at: Offsets | None = None,
+    **extra_env: str,
 ) -> Iterator[Worker]:
-    """A running worker; unless `keep_state`, its consumer group is new and its changelog topics are removed after."""
+    """A running worker; unless `keep_state`, its consumer group is new and its changelog topics are removed after.
+
+    A new group starts at `start_at` (default: the inputs' current ends), not at the earliest offset.
+    """
+    fresh = app_id is None
     app_id = app_id or f"vigil-streams-it-{uuid.uuid4().hex[:8]}"
+    if fresh:
+        start_group_at(settings, app_id, start_at if start_at is not None else end_offsets(settings))
     others = [g for g in active_workers(settings) if g != app_id]
     if others:
         # Another worker would emit its own copy of every output and spoil any count made here.

@@ -111,8 +111,10 @@ def step(
     state = replace(state, clears=state.clears + 1, breaches=0)
     if state.open and state.clears >= close_after:
         episode = state.episode_id or str(uuid.uuid4())
-        start = state.opened_at_us if state.opened_at_us is not None else window[0]
-        closed = _alert(check, AlertState.CLOSE, episode, subject, (start, window[1]), now)
+        opened = state.opened_at_us if state.opened_at_us is not None else window[0]
+        # Packages can arrive out of order (parked, late, replayed): the evidence spans both ends whatever came first.
+        span = (min(opened, window[0]), max(opened, window[1]))
+        closed = _alert(check, AlertState.CLOSE, episode, subject, span, now)
         return closed, Episode()
     return None, state
 

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import faust
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 settings = StreamSettings()
 rules = load_rules(settings.streams_rules)  # validated at start: a bad rules file stops the worker here
 
+settings.streams_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the version folder inside it
 app = faust.App(
     settings.streams_app_id,
     broker=f"kafka://{settings.kafka_bootstrap}",
@@ -54,6 +56,7 @@ app = faust.App(
     producer_acks=-1,
     web_enabled=False,  # metrics are served by prometheus-client instead
     table_standby_replicas=0,
+    datadir=str(settings.streams_dir),
 )
 
 _RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -109,38 +112,42 @@ async def _reject(
     metrics.MESSAGES_OUT.labels(deadletter_topic.get_topic_name()).inc()
 
 
-def _clock(package: EdgePackage, append_time: datetime) -> tuple[float, ClockSource]:
-    """Observe the send-to-append gap and return the offset to apply."""
+async def _clock(package: EdgePackage, append_time: datetime) -> tuple[float, ClockSource]:
+    """Observe the send-to-append gap, choose the offset to apply, and run the gateway's clock-skew rule."""
     state = gateway_clock_from_json(gateway_clocks.get(package.gateway_id))
     append_ms = append_time.timestamp() * 1000
     window = state.window.observe(append_ms, append_ms - package.sent_at.timestamp() * 1000)
-    gateway_clocks[package.gateway_id] = gateway_clock_to_json(GatewayClock(window, state.episode))
+    estimate = window.estimate(append_ms) if package.clock_offset_ms is None else None
     if package.clock_offset_ms is not None:
-        return package.clock_offset_ms, ClockSource.NTP
-    estimate = window.estimate(append_ms)
-    return (estimate, ClockSource.ESTIMATED) if estimate is not None else (0.0, ClockSource.NONE)
-
-
-async def _clock_alert(package: EdgePackage, offset_ms: float, source: ClockSource) -> None:
-    state = gateway_clock_from_json(gateway_clocks.get(package.gateway_id))
-    window = (round(package.window.start.timestamp() * 1e6), round(package.window.end.timestamp() * 1e6))
+        offset_ms, source = package.clock_offset_ms, ClockSource.NTP
+    elif estimate is not None:
+        offset_ms, source = estimate, ClockSource.ESTIMATED
+    else:
+        offset_ms, source = 0.0, ClockSource.NONE
+    span = (round(package.window.start.timestamp() * 1e6), round(package.window.end.timestamp() * 1e6))
     subject = Subject(package.gateway_id, None, None, package.gateway_id)
     alert, episode = evaluate_clock(
-        rules, offset_ms, state.episode, subject=subject, window=window, now=datetime.now(UTC)
+        rules, offset_ms, state.episode, subject=subject, window=span, now=datetime.now(UTC)
     )
-    gateway_clocks[package.gateway_id] = gateway_clock_to_json(GatewayClock(state.window, episode))
+    gateway_clocks[package.gateway_id] = gateway_clock_to_json(GatewayClock(window, episode))
     metrics.CLOCK_OFFSET.labels(package.gateway_id, source.value).set(offset_ms)
     if alert is not None:
         await alerts_topic.send(key=alert.asset_id.encode(), value=avro_codec.encode(alert))
         metrics.ALERTS.labels(alert.rule, alert.state.value).inc()
+    return offset_ms, source
+
+
+@lru_cache(maxsize=4096)
+def _parse_sensor(meta_json: str) -> SensorDescription:
+    # The table holds JSON; parsing it once per metadata version, not once per package, keeps it off the hot path.
+    return SensorDescription.model_validate_json(meta_json)
 
 
 async def _process(package: EdgePackage, meta_json: str, source: Source) -> None:
     """Clock, quality, enrich, alerts for a package whose sensor is known; publish the results."""
     started = time.perf_counter()
-    sensor = SensorDescription.model_validate_json(meta_json)
-    offset_ms, clock_source = _clock(package, source.append_time)
-    await _clock_alert(package, offset_ms, clock_source)
+    sensor = _parse_sensor(meta_json)
+    offset_ms, clock_source = await _clock(package, source.append_time)
     key = str(package.sensor_id)
     result = process(
         package,

@@ -130,10 +130,11 @@ def _hampel(v: np.ndarray, history: np.ndarray, s: QualitySettings) -> np.ndarra
     if not finite.any():
         return np.zeros(v.size, dtype=bool)
     with np.errstate(all="ignore"):
-        median = np.nanmedian(windows, axis=1)
+        # Nulls were interpolated above, so the plain (partition-based, much faster) median applies.
+        median = np.median(windows, axis=1)
     deviation = np.abs(v - median)
-    spread = float(np.nanmedian(deviation[finite])) if finite.any() else 0.0
-    scale = float(np.nanmedian(np.abs(v[finite])))
+    spread = float(np.median(deviation[finite]))
+    scale = float(np.median(np.abs(v[finite])))
     q75, q25 = np.percentile(v[finite], [75, 25])
     # Floors: a noise-free signal has almost no deviation, and its smooth peaks must not become spikes.
     sigma = max(_MAD_TO_SIGMA * spread, s.min_iqr_ratio * float(q75 - q25), s.min_sigma_ratio * max(scale, 1e-9))

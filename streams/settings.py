@@ -23,3 +23,9 @@ class StreamSettings(BaseSettings):
         default=300, ge=0, description="how far ahead of the broker a time may be"
     )
     streams_max_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    data_dir: Path = Field(default=Path(__file__).resolve().parent.parent / ".data", description="VIGIL_DATA_DIR")
+
+    @property
+    def streams_dir(self) -> Path:
+        """Faust's own folder for this app id (kept out of the working directory)."""
+        return self.data_dir / "streams" / self.streams_app_id

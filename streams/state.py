@@ -12,7 +12,15 @@ from streams.quality import HampelTail
 
 
 def sensor_state_to_json(state: SensorState) -> dict[str, Any]:
-    return asdict(state)
+    alerts = state.alerts
+    return {
+        "tail": {"values": list(state.tail.values), "last_t_us": state.tail.last_t_us},
+        "alerts": {
+            "episodes": [[name, asdict(episode)] for name, episode in alerts.episodes],
+            "last_mean": alerts.last_mean,
+            "last_end_us": alerts.last_end_us,
+        },
+    }
 
 
 def sensor_state_from_json(data: dict[str, Any] | None) -> SensorState:
@@ -39,7 +47,11 @@ class GatewayClock:
 
 
 def gateway_clock_to_json(clock: GatewayClock) -> dict[str, Any]:
-    return asdict(clock)
+    # By hand: dataclasses.asdict deep-copies every float of the window, which profiled as the worker's hottest path.
+    return {
+        "window": {"append_ms": list(clock.window.append_ms), "gap_ms": list(clock.window.gap_ms)},
+        "episode": asdict(clock.episode),
+    }
 
 
 def gateway_clock_from_json(data: dict[str, Any] | None) -> GatewayClock:

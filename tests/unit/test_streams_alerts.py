@@ -420,3 +420,21 @@ def test_alert_fields() -> None:
     assert "opened" in opened.message
     assert "cleared" in closed.message
     assert (opened.value, closed.value) == (90.0, 50.0)
+
+
+def test_close_after_an_out_of_order_package_has_a_valid_window() -> None:
+    from datetime import UTC, datetime
+
+    from streams.alerts import Check, Episode, Subject, step
+
+    subject = Subject("m-1", None, None, None)
+    breach = Check("warning_high", True, Severity.WARNING, 9.0, 5.0, "hot")
+    clear = Check("warning_high", False, Severity.WARNING, 1.0, 5.0, "cool")
+    now = datetime.now(UTC)
+    _, state = step(
+        breach, Episode(), open_after=1, close_after=1, subject=subject, window=(5_000_000, 6_000_000), now=now
+    )
+    alert, _ = step(clear, state, open_after=1, close_after=1, subject=subject, window=(1_000_000, 2_000_000), now=now)
+    assert alert is not None
+    assert alert.state.value == "close"
+    assert alert.window_start <= alert.window_end
