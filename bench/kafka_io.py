@@ -8,7 +8,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -42,20 +41,6 @@ def ends(bootstrap: str, topic: str) -> Offsets:
     try:
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-    finally:
-        consumer.close()
-
-
-def start_group_at_end(bootstrap: str, group: str, topics: Iterable[str]) -> None:
-    """Commit the current ends of `topics` for `group` before its worker first joins.
-
-    A new group would otherwise start from the earliest offset (the app's
-    auto_offset_reset) and first work through every earlier run's backlog.
-    """
-    consumer = _consumer(bootstrap, group)
-    try:
-        offsets = [TopicPartition(t, p, o) for t in topics for p, o in ends(bootstrap, t).items()]
-        consumer.commit(offsets=offsets, asynchronous=False)
     finally:
         consumer.close()
 

@@ -39,9 +39,8 @@ from bench import kafka_io, phases
 from bench.machine import describe
 from bench.workload import SENSORS, workload
 from infra.settings import REPO_ROOT, InfraSettings, get_settings
-from infra.streams_worker import stream_worker
+from infra.streams_worker import INPUTS, end_offsets, start_group_at, stream_worker
 
-INPUTS: Final = ("edge.packages.v1", "edge.metadata.v1", "edge.parked.v1")
 TARGET_RATIO: Final = 0.5  # the target: stage >= half the baseline at 1000-sample packages
 TARGET_SAMPLES: Final = 1000
 SEEDS: Final = {100: 9100, 1000: 9101, "latency": 9102, "warmup": 9103}
@@ -63,7 +62,8 @@ def run(settings: InfraSettings, counts: dict[int, int], latency_seconds: float,
     latency_load = workload(SEEDS["latency"], TARGET_SAMPLES, round(LATENCY_MAX_RATE * latency_seconds))
     warmup_load = workload(SEEDS["warmup"], 100, WARMUP_PACKAGES)
     producer = kafka_io.gateway_producer(bootstrap)
-    kafka_io.start_group_at_end(bootstrap, app_id, INPUTS)
+    # A new group starts at the inputs' current ends, skipping earlier runs' backlog.
+    start_group_at(settings, app_id, end_offsets(settings, INPUTS))
     delivery = kafka_io.Delivery()
     now = datetime.now(UTC)
     sensors = [d for w in (*loads.values(), latency_load, warmup_load) for d in w.descriptions(now)]
