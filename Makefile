@@ -14,7 +14,7 @@ PYTEST := $(PY) -m pytest
 DEMO_SECONDS ?= 20
 
 
-.PHONY: help install up down status clean fetch demo streams test lint test-unit test-integration test-lifecycle format bench
+.PHONY: help install up down status clean fetch demo streams test lint test-unit test-integration test-e2e test-lifecycle format bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,7 +45,7 @@ clean: $(STAMP) ## Stop everything and delete the data folder (never the downloa
 streams: up ## Run one stream worker in the foreground (more workers scale by partitions); metrics on :9108
 	$(PY) -m streams.app worker --loglevel=info
 
-demo: up ## Stand up the platform, stream a simulated plant, show what arrived (Kafka and Trino)
+demo: lake ## Stand up the platform and lake writer, stream a simulated plant, show what arrived (Kafka, Trino)
 	$(PY) -m infra.demo --seconds $(DEMO_SECONDS)
 
 lint: $(STAMP) ## Ruff and mypy (strict for contracts/ and streams/)
@@ -63,10 +63,23 @@ test-unit: $(STAMP) ## Unit tests (no services)
 test-integration: up ## Integration tests against the services `make up` started
 	$(PYTEST) -m integration tests/integration
 
+test-e2e: lake ## End-to-end: simulated plant -> stream stage -> lake writer -> exact counts in Trino (also after kill -9)
+	$(PYTEST) -m e2e tests/e2e
+
 test-lifecycle: up ## `make up` twice keeps one of each; `make down` leaves none of ours (restarts the platform)
 	$(PYTEST) -m integration tests/lifecycle
+
+.PHONY: lake lake-stop lake-status
+lake: up ## Start the streaming lake writer in the background (Kafka -> Delta bronze/silver; trigger VIGIL_LAKE_TRIGGER_SECONDS)
+	$(PY) -m jobs.lake start
+
+lake-stop: $(STAMP) ## Stop the lake writer (`make down` stops it too)
+	$(PY) -m jobs.lake stop
+
+lake-status: $(STAMP) ## The lake writer's PID and last micro-batch
+	$(PY) -m jobs.lake status
 
 bench: up ## Stream-stage benchmark: samples/s vs a bare-consumer baseline, latency at half rate (bench/results/)
 	$(PY) -m bench.stream_stage
 
-test: lint test-unit test-integration test-lifecycle ## Everything CI runs: lint, unit, integration, lifecycle
+test: lint test-unit test-integration test-e2e test-lifecycle ## Everything CI runs: lint, unit, integration, e2e, lifecycle

@@ -79,6 +79,12 @@ def up(names: ServiceNames = None) -> None:
 def down(names: ServiceNames = None) -> None:
     """Stop what `up` started (by recorded PID); data is kept."""
     settings = get_settings()
+    if not names:
+        # Apps started by other targets (`make lake`, `make rest`, ...) record PIDs in the same folder;
+        # they are stopped before the services they depend on.
+        for app_name in sorted(procs.recorded(settings) - SERVICES.keys()):
+            stopped = procs.stop(settings, app_name)
+            console.print(f"{app_name}: {'stopped' if stopped else 'was not running'}")
     for name in reversed(list(_chosen(names))):
         stopped = procs.stop(settings, name)
         console.print(f"{name}: {'stopped' if stopped else 'was not running'}")

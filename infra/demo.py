@@ -1,11 +1,12 @@
 """`make demo`: stream a simulated plant through the running platform and show what came out.
 
-A stream worker (consumer group `vigil-streams`, state kept between demos) runs
-for the duration; the simulated plant streams for `--seconds`; then everything
-is read back from Kafka (nothing is taken on trust from the simulator): clean
-readings, dead letters by reason, and alerts. A per-sensor summary of the clean
-readings is written to a Delta table and queried through Trino. Until the
-lakehouse writer lands, that summary table is the demo's own.
+A stream worker (a new consumer group, starting at the inputs' current ends)
+runs for the duration; the simulated plant streams for `--seconds`; then
+everything is read back from Kafka (nothing is taken on trust from the
+simulator): clean readings, dead letters by reason, and alerts. Once the lake
+writer (`make lake`, started by `make demo`) has landed the run, recent
+readings, open alerts and the machines' health ranking are queried through
+Trino.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
-import trino
 import typer
 from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
@@ -31,18 +32,28 @@ from connectors.gateway.settings import GatewaySettings
 from contracts import Alert, CleanReadingBatch, DeadLetter
 from contracts import avro as avro_codec
 from infra.settings import InfraSettings, get_settings
-from infra.streams_worker import stream_worker
+from infra.streams_worker import end_offsets, stream_worker
+from jobs.lake.catalog import connect
 
 console = Console(width=120)
 PACKAGES, CLEAN, DEAD, ALERTS = "edge.packages.v1", "readings.clean.v1", "edge.deadletter.v1", "alerts.v1"
-SUMMARY_TABLE = "bronze.demo_ingest_summary"
 RATE = 40.0  # packages per second from the simulated plant
-QUERY = (
-    "SELECT machine_id, count(DISTINCT sensor_id) AS sensors, "
-    "sum(packages) AS packages, sum(samples) AS samples, "
-    "format_datetime(min(first_sample), 'HH:mm:ss.SSS') AS first_sample, "
-    "format_datetime(max(last_sample), 'HH:mm:ss.SSS') AS last_sample "
-    "FROM bronze.demo_ingest_summary WHERE run_id = ? GROUP BY machine_id ORDER BY machine_id"
+# What the demo shows from the lake.
+LAKE_QUERIES = (
+    (
+        "recent readings: the latest clean value per sensor of the plant",
+        "SELECT asset_id, location_on_machine AS location, quantity, unit, value, t AS sampled_utc "
+        "FROM (SELECT *, row_number() OVER (PARTITION BY sensor_id ORDER BY t_us DESC) AS n "
+        "FROM silver.readings WHERE site = 'plant-a' AND t > current_timestamp - INTERVAL '1' HOUR) "
+        "WHERE n = 1 ORDER BY asset_id, quantity",
+    ),
+    (
+        "open alerts: episodes whose latest state is open",
+        "SELECT asset_id, rule, severity, message, raised_at AS opened_utc "
+        "FROM (SELECT *, row_number() OVER (PARTITION BY episode_id ORDER BY raised_at DESC) AS n "
+        "FROM silver.alerts WHERE raised_at > current_timestamp - INTERVAL '1' HOUR) "
+        "WHERE n = 1 AND state = 'open' ORDER BY asset_id, rule",
+    ),
 )
 
 
@@ -150,37 +161,36 @@ def read_outputs(settings: InfraSettings, start: dict[str, dict[int, int]]) -> O
     return out
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _summarise_in_trino(settings: InfraSettings, run_id: str, out: Outputs) -> list[list[object]]:
-    connection = trino.dbapi.connect(  # type: ignore[no-untyped-call]
-        host=settings.host, port=settings.trino_port, user="vigil-demo", catalog="vigil"
+def _wait_for_lake(settings: InfraSettings, since: dict[int, int], until: dict[int, int], packages: int) -> bool:
+    """True once silver.packages holds the run's clean packages (its rows of that readings.clean.v1 range)."""
+    where = " OR ".join(
+        f"(kafka_partition = {p} AND kafka_offset >= {since.get(p, 0)} AND kafka_offset < {end})"
+        for p, end in until.items()
+        if end > since.get(p, 0)
     )
-    cursor = connection.cursor()
-    try:
-        cursor.execute(
-            f"CREATE TABLE IF NOT EXISTS {SUMMARY_TABLE} (run_id varchar, sensor_id varchar, machine_id varchar, "
-            "site varchar, quantity varchar, unit varchar, packages bigint, samples bigint, "
-            "first_sample timestamp(3) with time zone, last_sample timestamp(3) with time zone)"
-        )
-        cursor.fetchall()
-        rows = [
-            f"('{run_id}', '{sensor_id}', {_quote(t.machine)}, {_quote(t.site)}, {_quote(t.quantity)}, "
-            f"{_quote(t.unit)}, {t.packages}, {t.samples}, "
-            f"from_unixtime_nanos({t.first_us * 1000}), from_unixtime_nanos({t.last_us * 1000}))"
-            for sensor_id, t in out.clean.items()
-            if t.first_us is not None and t.last_us is not None
-        ]
-        if rows:
-            cursor.execute(f"INSERT INTO {SUMMARY_TABLE} VALUES {', '.join(rows)}")  # noqa: S608 - values quoted
-            cursor.fetchall()
-        cursor.execute(QUERY, [run_id])
-        result: list[list[object]] = cursor.fetchall()
-        return result
-    finally:
-        connection.close()
+    deadline = time.monotonic() + 300
+    with console.status("waiting for the lake writer to land the run in silver.packages ..."):
+        while time.monotonic() < deadline:
+            [[landed]] = _trino(
+                settings,
+                f"SELECT count(DISTINCT package_id) FROM silver.packages WHERE {where or 'FALSE'}",  # noqa: S608 - ints
+            )
+            if landed >= packages:
+                return True
+            time.sleep(2.0)
+    return False
+
+
+def _trino(settings: InfraSettings, sql: str) -> list[list[Any]]:
+    return _trino_with_columns(settings, sql)[1]
+
+
+def _trino_with_columns(settings: InfraSettings, sql: str) -> tuple[list[str], list[list[Any]]]:
+    with connect(settings, user="vigil-demo") as connection:
+        cursor = connection.cursor()
+        cursor.execute(sql)
+        rows: list[list[Any]] = cursor.fetchall()
+        return [d[0] for d in cursor.description], rows
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
@@ -227,7 +237,8 @@ def main(seconds: Annotated[float, typer.Option(help="how long the simulated pla
     consumer = _consumer(settings)
     start = {topic: _end_offsets(consumer, topic) for topic in (CLEAN, DEAD, ALERTS)}
     consumer.close()
-    with stream_worker(settings, settings.log_dir, "vigil-streams", keep_state=True) as worker:
+    # A new consumer group starting at the inputs' ends: the demo shows this run, not older backlog.
+    with stream_worker(settings, settings.log_dir, start_at=end_offsets(settings)) as worker:
         console.rule("[bold]1. A simulated plant streams to Kafka")
         console.print(f"stream worker pid {worker.proc.pid if worker.proc else '?'} (log: {worker.log})")
         report = run_simulation(
@@ -245,23 +256,38 @@ def main(seconds: Annotated[float, typer.Option(help="how long the simulated pla
         if not _wait_caught_up(settings, worker.app_id):
             console.print(f"[red]the stream worker did not catch up in time; see {worker.log}[/]")
             raise typer.Exit(1)
+        until = _end_offsets_of(settings, CLEAN)
     out = read_outputs(settings, start)
     show(out)
 
-    console.rule("[bold]3. Queried through Trino (catalog vigil, Delta on MinIO)")
-    run_id = report.started_at.strftime("%Y%m%dT%H%M%S")
-    rows = _summarise_in_trino(settings, run_id, out)
-    console.print(escape(QUERY.replace("?", f"'{run_id}'")), style="dim")
-    console.print(
-        _table(
-            "",
-            ["machine", "sensors", "packages", "clean samples", "first (UTC)", "last"],
-            [[str(c) for c in row] for row in rows],
-        )
-    )
-    if not rows:
-        console.print("[red]Trino returned no rows: nothing arrived[/]")
+    console.rule("[bold]3. The lake, queried through Trino (catalog vigil, Delta on MinIO)")
+    packages = sum(t.packages for t in out.clean.values())
+    if not _wait_for_lake(settings, start[CLEAN], until, packages):
+        console.print("[red]the lake writer did not land the run in time; see `make lake-status`[/]")
         raise typer.Exit(1)
+    for title, sql in LAKE_QUERIES:
+        columns, rows = _trino_with_columns(settings, sql)
+        console.print(escape(sql), style="dim")
+        console.print(_table(title, columns, [[_cell(v) for v in row] for row in rows]))
+        if not rows and "alerts" not in title:
+            console.print("[red]Trino returned no rows[/]")
+            raise typer.Exit(1)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, datetime):
+        return value.strftime("%H:%M:%S.%f")[:-3]
+    return escape(str(value))
+
+
+def _end_offsets_of(settings: InfraSettings, topic: str) -> dict[int, int]:
+    consumer = _consumer(settings)
+    try:
+        return _end_offsets(consumer, topic)
+    finally:
+        consumer.close()
 
 
 if __name__ == "__main__":

@@ -22,16 +22,17 @@ _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>org.vigil</groupId><artifactId>fetch-{label}</artifactId><version>1</version>
   <packaging>pom</packaging>
+  <dependencyManagement><dependencies>{managed}</dependencies></dependencyManagement>
   <dependencies>{deps}</dependencies>
 </project>
 """
 
 
-def _dep(coord: str) -> str:
+def _dep(coord: str, *, managed: bool = False) -> str:
     parts = coord.split(":")
     group, artifact, version = parts[0], parts[1], parts[2]
     exclusions = ""
-    if len(parts) > 3 and parts[3] == "nodeps":
+    if not managed and len(parts) > 3 and parts[3] == "nodeps":
         exclusions = "<exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion></exclusions>"
     return (
         f"<dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
@@ -50,8 +51,13 @@ def run(service: str, args: Sequence[str], cwd: Path) -> None:
 
 
 def render_pom(label: str, coords: Sequence[str]) -> str:
-    """A throw-away POM whose dependencies are `coords` (`group:artifact:version[:nodeps]`)."""
-    return _POM.format(label=label, deps="".join(_dep(c) for c in coords))
+    """A throw-away POM whose dependencies are `coords` (`group:artifact:version[:nodeps]`).
+
+    The same versions are also managed, so where one of them is a transitive dependency of another, the
+    listed (served) version is used without Maven first reading the descriptor of the other version.
+    """
+    managed = "".join(_dep(c, managed=True) for c in coords)
+    return _POM.format(label=label, managed=managed, deps="".join(_dep(c) for c in coords))
 
 
 def copy_with_dependencies(service: str, coords: Sequence[str], dest: Path) -> Path:

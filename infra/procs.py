@@ -37,6 +37,11 @@ def log_file(settings: InfraSettings, name: str) -> Path:
     return settings.log_dir / f"{name}.log"
 
 
+def recorded(settings: InfraSettings) -> set[str]:
+    """Names of every process with a PID file (services and apps), alive or not."""
+    return {p.stem for p in settings.run_dir.glob("*.pid")}
+
+
 def _cmdline(pid: int) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()

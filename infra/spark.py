@@ -19,14 +19,17 @@ from infra.settings import InfraSettings
 
 NAME = "spark"
 # Bump when the selection below changes, so an old cache folder is not reused.
-_REVISION = 1
+_REVISION = 3
 _SCALA = "2.13"
 
 # PyPI has patch releases whose jars Maven Central does not serve (checked 2026-11-23):
 # delta-spark 4.4.1 has no jar, so take 4.4.0 (same Delta protocol and Spark 4.1 build). Spark's
-# Kafka source is served up to 4.1.3 but its spark-token-provider dependency only at 4.1.1, so take
-# the 4.1.1 pair, which was released together; both only use Spark's public 4.1 data source API.
+# Kafka source is served up to 4.1.3, its spark-token-provider dependency only at 4.1.1: take the
+# 4.1.3 source (4.1.1 has SPARK-57438, a NullPointerException in progress reporting that kills a
+# query restarted from its checkpoint) and pin the token provider to 4.1.1, whose delegation-token
+# API did not change within 4.1. spark-avro follows the served connector version (4.1.1).
 _SERVED_DELTA = {"4.4.1": "4.4.0"}
+_SERVED_KAFKA_SOURCE = {"4.1.4": "4.1.3"}
 _SERVED_SPARK_CONNECTOR = {"4.1.4": "4.1.1", "4.1.3": "4.1.1", "4.1.2": "4.1.1"}
 
 # Artifacts whose classes pyspark ships under another name; keeping them duplicates classes.
@@ -40,10 +43,15 @@ def coordinates(settings: InfraSettings) -> list[str]:
     spark_minor = ".".join(settings.spark_version.split(".")[:2])
     delta = _SERVED_DELTA.get(settings.delta_version, settings.delta_version)
     connector = _SERVED_SPARK_CONNECTOR.get(settings.spark_version, settings.spark_version)
+    kafka_source = _SERVED_KAFKA_SOURCE.get(settings.spark_version, connector)
     return [
         # Since Delta 4.1 the artifact name carries the Spark minor it was built against.
         f"io.delta:delta-spark_{spark_minor}_{_SCALA}:{delta}",
-        f"org.apache.spark:spark-sql-kafka-0-10_{_SCALA}:{connector}",
+        f"org.apache.spark:spark-sql-kafka-0-10_{_SCALA}:{kafka_source}",
+        # Declared directly so Maven takes this served version over the source's own (nearest wins).
+        f"org.apache.spark:spark-token-provider-kafka-0-10_{_SCALA}:{connector}",
+        # from_avro for the stream stage's schemaless Avro topics (readings, alerts, dead letters).
+        f"org.apache.spark:spark-avro_{_SCALA}:{connector}",
         # Brings the AWS SDK v2 `bundle` (about 640 MB, shaded): Hadoop supports only that one.
         f"org.apache.hadoop:hadoop-aws:{settings.hadoop_version}",
     ]

@@ -1,0 +1,3 @@
+from jobs.lake.cli import app
+
+app()

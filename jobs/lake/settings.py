@@ -1,0 +1,35 @@
+"""Settings of the streaming lake writer, from ``VIGIL_LAKE_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infra.settings import REPO_ROOT
+
+
+class LakeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_LAKE_", frozen=True, extra="ignore")
+
+    # Micro-batch trigger: a reading is queryable about this long (plus the batch's own time) after it arrived.
+    trigger_seconds: float = Field(default=5.0, gt=0)
+    # Bounds one micro-batch (and so the driver's memory) when the writer catches up on a backlog.
+    max_offsets_per_trigger: int = Field(default=20_000, gt=0)
+    # Where a new checkpoint starts reading: `earliest` keeps every message still in Kafka; `latest` skips the
+    # backlog when attaching to a busy Kafka (the nightly ledger then shows the skipped messages as missing).
+    starting_offsets: Literal["earliest", "latest"] = "earliest"
+    # Where tables live, for Spark (S3A). Tests use their own root so they never touch the real tables.
+    root: str = "s3a://lake"
+    # Kafka offsets and batch plans; losing it means re-reading the topics (tables then skip what they hold).
+    checkpoint_dir: Path = REPO_ROOT / ".data" / "lake" / "checkpoint"
+    # How far back a replayed clean record is matched against silver.packages (the stream's dedupe horizon).
+    dedupe_days: int = Field(default=2, ge=1)
+    driver_memory: str = "2g"
+    register_in_trino: bool = True
+
+    @property
+    def trino_root(self) -> str:
+        return "s3://" + self.root.removeprefix("s3a://")

@@ -1,0 +1,208 @@
+"""The streaming lake writer: one Spark Structured Streaming query, Kafka -> every streamed Delta table.
+
+One query reads the five topics and writes each micro-batch to its tables in
+`write_batch`, so each table has exactly one writer and the machine runs one
+trigger loop instead of six. Guarantees:
+
+- Kafka offsets are tracked in the checkpoint; `failOnDataLoss` stays on, so
+  offsets that vanished from Kafka stop the writer instead of being skipped.
+- A batch that failed half-way is re-run by Spark with the same offsets after a
+  restart; each table write in it is idempotent (see `jobs.lake.sinks`), so a
+  killed writer neither loses nor duplicates rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from functools import reduce
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from contracts import Alert, CleanReadingBatch, DeadLetter
+from infra.settings import InfraSettings, get_settings
+from jobs.lake import catalog, sinks, transforms
+from jobs.lake.settings import LakeSettings
+from jobs.lake.tables import (
+    BRONZE_DEADLETTER,
+    BRONZE_PACKAGES,
+    SILVER_ALERTS,
+    SILVER_PACKAGES,
+    SILVER_READINGS,
+    SILVER_SENSORS,
+    STREAMED,
+)
+from jobs.spark_session import build_spark
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+    from pyspark.sql.streaming.query import StreamingQuery
+
+log = logging.getLogger("vigil.lake")
+PACKAGES, DEAD_LETTER, CLEAN_READINGS, ALERTS, METADATA = (
+    "edge.packages.v1",
+    "edge.deadletter.v1",
+    "readings.clean.v1",
+    "alerts.v1",
+    "edge.metadata.v1",
+)
+TOPICS = (PACKAGES, DEAD_LETTER, CLEAN_READINGS, ALERTS, METADATA)
+QUERY_NAME = "vigil-lake"
+
+
+def writer_id(checkpoint: Path) -> str:
+    """A name for this checkpoint's idempotent writes, kept beside it.
+
+    Delta skips a transaction version it has seen for an app id. A new checkpoint
+    restarts batch ids at 0, so it must also get a new app id, or its writes would
+    all be skipped as already done.
+    """
+    path = checkpoint / "writer-id"
+    if not path.exists():
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"vigil-lake-{uuid.uuid4()}\n")
+    return path.read_text().strip()
+
+
+def prepare_tables(spark: SparkSession, infra: InfraSettings, lake: LakeSettings) -> None:
+    """Create missing tables and register them in Trino, so queries work before the first row arrives."""
+    for table in STREAMED:
+        sinks.ensure(spark, table, lake.root)
+        if lake.register_in_trino and catalog.register(infra, table, lake.trino_root):
+            log.info("registered %s in Trino at %s", table.qualified, table.s3(lake.trino_root))
+
+
+def write_batch(spark: SparkSession, lake: LakeSettings, app_id: str, batch: DataFrame, batch_id: int) -> None:
+    """Write one micro-batch of all topics; every write is idempotent for a re-run of `batch_id`."""
+    batch.persist()
+    try:
+        by_topic = {row["topic"]: row["count"] for row in batch.groupBy("topic").count().collect()}
+
+        def topic(name: str) -> DataFrame:
+            return batch.where(F.col("topic") == name)
+
+        if by_topic.get(PACKAGES):
+            sinks.append(transforms.bronze_packages(topic(PACKAGES)), BRONZE_PACKAGES, lake.root, app_id, batch_id)
+        if by_topic.get(METADATA):
+            rows = transforms.sensors(topic(METADATA))
+            sinks.upsert_latest(spark, rows, SILVER_SENSORS, lake.root, key="sensor_id", newer="updated_at")
+        # Undecodable Avro records of any topic join the dead letters: one append per table and batch.
+        quarantine: list[DataFrame] = []
+        if by_topic.get(ALERTS):
+            decoded = transforms.decode(topic(ALERTS), Alert)
+            sinks.append(transforms.alerts(decoded), SILVER_ALERTS, lake.root, app_id, batch_id)
+            quarantine.append(transforms.undecodable(decoded, Alert))
+        if by_topic.get(CLEAN_READINGS):
+            decoded = transforms.decode(topic(CLEAN_READINGS), CleanReadingBatch)
+            _write_readings(spark, lake, app_id, transforms.clean_batches(decoded), batch_id)
+            quarantine.append(transforms.undecodable(decoded, CleanReadingBatch))
+        if by_topic.get(DEAD_LETTER):
+            decoded = transforms.decode(topic(DEAD_LETTER), DeadLetter)
+            quarantine += [transforms.deadletters(decoded), transforms.undecodable(decoded, DeadLetter)]
+        if quarantine:
+            sinks.append(reduce(DataFrame.unionByName, quarantine), BRONZE_DEADLETTER, lake.root, app_id, batch_id)
+        log.info("batch %d written: %s", batch_id, by_topic or "no messages")
+    finally:
+        batch.unpersist()
+
+
+def _write_readings(spark: SparkSession, lake: LakeSettings, app_id: str, batches: DataFrame, batch_id: int) -> None:
+    # Readings first, their packages last: silver.packages is the dedupe index, so a crash between the two
+    # writes leaves the packages "new" for the re-run, whose readings append is then skipped as done.
+    fresh = sinks.first_deliveries(spark, batches, SILVER_PACKAGES, lake.root, lake.dedupe_days)
+    fresh.persist()
+    try:
+        sinks.append(transforms.readings(fresh), SILVER_READINGS, lake.root, app_id, batch_id)
+        sinks.append(transforms.packages(fresh), SILVER_PACKAGES, lake.root, app_id, batch_id)
+    finally:
+        fresh.unpersist()
+
+
+def start_query(spark: SparkSession, infra: InfraSettings, lake: LakeSettings) -> StreamingQuery:
+    app_id = writer_id(lake.checkpoint_dir)
+    source = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", infra.kafka_bootstrap)
+        .option("subscribe", ",".join(TOPICS))
+        .option("startingOffsets", lake.starting_offsets)
+        .option("failOnDataLoss", "true")
+        .option("maxOffsetsPerTrigger", lake.max_offsets_per_trigger)
+        .load()
+    )
+
+    def each_batch(batch: DataFrame, batch_id: int) -> None:
+        write_batch(spark, lake, app_id, batch, batch_id)
+
+    return (
+        source.writeStream.queryName(QUERY_NAME)
+        .foreachBatch(each_batch)
+        .option("checkpointLocation", str(lake.checkpoint_dir / "query"))
+        .trigger(processingTime=f"{lake.trigger_seconds} seconds")
+        .start()
+    )
+
+
+def status_path(infra: InfraSettings) -> Path:
+    return infra.data_dir / "lake" / "status.json"
+
+
+def _write_status(path: Path, query: StreamingQuery | None, error: str | None = None) -> None:
+    progress: dict[str, Any] = (query.lastProgress or {}) if query is not None else {}
+    status = {
+        "updated_at": datetime.now(UTC).isoformat(),
+        "active": bool(query is not None and query.isActive),
+        "batch_id": progress.get("batchId"),
+        "input_rows": progress.get("numInputRows"),
+        "rows_per_second": progress.get("processedRowsPerSecond"),
+        "batch_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
+        "error": error,
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(status, indent=2))
+    tmp.replace(path)
+
+
+def run(infra: InfraSettings | None = None, lake: LakeSettings | None = None) -> None:
+    """Run the writer until SIGTERM/SIGINT; the status file says how it is doing."""
+    infra = infra or get_settings()
+    lake = lake or LakeSettings()
+    path = status_path(infra)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    spark = build_spark("vigil-lake-writer", infra, driver_memory=lake.driver_memory)
+    try:
+        prepare_tables(spark, infra, lake)
+        query = start_query(spark, infra, lake)
+        log.info("writing %s to %s every %ss", ", ".join(TOPICS), lake.root, lake.trigger_seconds)
+        while not stopping.is_set():
+            if not query.isActive:
+                failure = query.exception()
+                _write_status(path, query, str(failure) if failure else "query stopped")
+                raise RuntimeError(f"lake writer query stopped: {failure}")
+            _write_status(path, query)
+            stopping.wait(2.0)
+        log.info("stopping: the current batch finishes or is re-run at the next start")
+        query.stop()
+        _write_status(path, None, "stopped")
+    finally:
+        spark.stop()
+
+
+def fresh_status(infra: InfraSettings, max_age_s: float = 30.0) -> dict[str, Any] | None:
+    """The writer's status if it was written recently by a running query, else None."""
+    try:
+        status: dict[str, Any] = json.loads(status_path(infra).read_text())
+    except (OSError, ValueError):
+        return None
+    age = time.time() - datetime.fromisoformat(status["updated_at"]).timestamp()
+    return status if status.get("active") and age <= max_age_s else None

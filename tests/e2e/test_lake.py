@@ -1,0 +1,175 @@
+"""The simulated plant through the stream stage into the lake: Trino returns exactly what Kafka says.
+
+Expected numbers come from outside the lake: the generator's report (what was
+sent) and the stream stage's output topics (what it accepted, graded, rejected
+and alerted). The lake must hold exactly that: no row lost, none twice, also
+after the writer is killed with SIGKILL mid-stream.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from connectors.gateway.faults import FaultRates
+from connectors.gateway.plant import PlantConfig
+from connectors.gateway.producer import run_simulation
+from connectors.gateway.report import SendReport
+from connectors.gateway.settings import GatewaySettings
+from contracts import Alert, CleanReadingBatch, DeadLetter
+from infra import procs
+from infra.settings import InfraSettings
+from infra.streams_worker import end_offsets, stream_worker
+from tests.e2e.lake_support import Offsets, decode_all, ends, in_range, query, read, wait_for, wait_until
+
+pytestmark = pytest.mark.e2e
+PACKAGES, CLEAN, DEAD, ALERTS = "edge.packages.v1", "readings.clean.v1", "edge.deadletter.v1", "alerts.v1"
+TOPICS = (PACKAGES, CLEAN, DEAD, ALERTS)
+
+
+def _plant(site: str, seed: int) -> PlantConfig:
+    # Small packages keep the run short; the wearing machine and bad packages still exercise every table.
+    return PlantConfig(seed=seed, site=site, gateways=1, machines_per_gateway=2, samples_per_package=200)
+
+
+def _simulate(settings: InfraSettings, site: str, seed: int, **how: float) -> SendReport:
+    return run_simulation(
+        GatewaySettings(kafka_bootstrap=settings.kafka_bootstrap),
+        _plant(site, seed),
+        FaultRates(bad_rate=0.05, duplicate_rate=0.04),
+        rate=how.get("rate", 100.0),
+        count=int(how["count"]) if "count" in how else None,
+        duration=how.get("duration"),
+    )
+
+
+@dataclass
+class Expected:
+    """What the lake must hold for one run, from the generator and the stream stage's topics."""
+
+    site: str
+    since: dict[str, Offsets]
+    until: dict[str, Offsets]
+    packages: int
+    samples: int
+    missing: int
+    value_sum: float
+    dead_by_reason: Counter[str]
+    alerts: int
+
+
+def _expected(settings: InfraSettings, site: str, since: dict[str, Offsets], report: SendReport) -> Expected:
+    """Wait until the stage has answered every package of `report`, then read its outputs."""
+
+    def clean_of_site() -> list[CleanReadingBatch]:
+        got = decode_all(CleanReadingBatch, read(settings, CLEAN, since[CLEAN], ends(settings, CLEAN)))
+        return [c for c in got if c.site == site]
+
+    wait_until(lambda: len({c.package_id for c in clean_of_site()}) >= report.valid, 300, "the stream stage")
+    until = {t: ends(settings, t) for t in TOPICS}
+    clean = {c.package_id: c for c in clean_of_site()}  # a replayed record counts once, as in the lake
+    dead = decode_all(DeadLetter, read(settings, DEAD, since[DEAD], until[DEAD]))
+    alerts = decode_all(Alert, read(settings, ALERTS, since[ALERTS], until[ALERTS]))
+    samples = sum(len(c.v) for c in clean.values())
+    # Every sample the generator sent is either clean or counted as dropped with its quality code.
+    assert samples + sum(sum(c.dropped.values()) for c in clean.values()) == report.samples
+    assert len(clean) == report.valid
+    return Expected(
+        site=site,
+        since=since,
+        until=until,
+        packages=len(clean),
+        samples=samples,
+        missing=sum(c.missing_samples for c in clean.values()),
+        value_sum=sum(sum(c.v) for c in clean.values()),
+        dead_by_reason=Counter(d.reason.value for d in dead),
+        alerts=len(alerts),
+    )
+
+
+def _assert_lake_holds(settings: InfraSettings, want: Expected) -> None:
+    site = f"'{want.site}'"
+    readings = wait_for(
+        settings,
+        "SELECT count(*), count(DISTINCT concat(package_id, ':', CAST(sample_index AS varchar))), "
+        f"count(DISTINCT package_id) FROM silver.readings WHERE site = {site}",
+        [want.samples, want.samples, want.packages],
+    )
+    assert readings == [want.samples, want.samples, want.packages], "silver.readings: (rows, unique samples, packages)"
+    [[value_sum]] = query(settings, f"SELECT sum(value) FROM silver.readings WHERE site = {site}")
+    assert value_sum == pytest.approx(want.value_sum, rel=1e-9, abs=1e-6)
+    packages = wait_for(
+        settings,
+        f"SELECT count(*), sum(missing_samples) FROM silver.packages WHERE site = {site}",
+        [want.packages, want.missing],
+    )
+    assert packages == [want.packages, want.missing], "silver.packages: (rows, missing samples)"
+    sent = sum(want.until[PACKAGES][p] - want.since[PACKAGES].get(p, 0) for p in want.until[PACKAGES])
+    bronze = wait_for(
+        settings,
+        f"SELECT count(*) FROM bronze.packages WHERE {in_range(want.since[PACKAGES], want.until[PACKAGES])}",
+        [sent],
+    )
+    assert bronze == [sent], "bronze.packages holds every message of the range"
+    where_dead = in_range(want.since[DEAD], want.until[DEAD])
+    dead_total = sum(want.dead_by_reason.values())
+    assert wait_for(settings, f"SELECT count(*) FROM bronze.deadletter WHERE {where_dead}", [dead_total]) == [
+        dead_total
+    ]
+    by_reason = query(settings, f"SELECT reason, count(*) FROM bronze.deadletter WHERE {where_dead} GROUP BY reason")
+    assert Counter({reason: n for reason, n in by_reason}) == want.dead_by_reason
+    where_alerts = in_range(want.since[ALERTS], want.until[ALERTS])
+    assert wait_for(settings, f"SELECT count(*) FROM silver.alerts WHERE {where_alerts}", [want.alerts]) == [
+        want.alerts
+    ]
+
+
+def test_lake_holds_exactly_what_was_produced(lake_writer: InfraSettings, tmp_path: Path) -> None:
+    settings = lake_writer
+    site = f"e2e-{uuid.uuid4().hex[:6]}"
+    since = {t: ends(settings, t) for t in TOPICS}
+    with stream_worker(settings, tmp_path, start_at=end_offsets(settings)):
+        report = _simulate(settings, site, seed=7, count=240)
+        assert report.bad > 0
+        assert report.duplicates > 0
+        assert report.failed == 0
+        want = _expected(settings, site, since, report)
+    assert sum(want.dead_by_reason.values()) >= report.bad + report.duplicates
+    _assert_lake_holds(settings, want)
+    sensors = query(settings, f"SELECT count(*) FROM silver.sensors WHERE site = '{site}'")
+    assert sensors == [[report.sensors]]
+
+
+def test_lake_writer_killed_mid_stream_loses_and_duplicates_nothing(lake_writer: InfraSettings, tmp_path: Path) -> None:
+    settings = lake_writer
+    site = f"e2e-kill-{uuid.uuid4().hex[:6]}"
+    since = {t: ends(settings, t) for t in TOPICS}
+    reports: list[SendReport] = []
+    with stream_worker(settings, tmp_path, start_at=end_offsets(settings)):
+        feeder = threading.Thread(
+            target=lambda: reports.append(_simulate(settings, site, seed=11, duration=40, rate=15))
+        )
+        feeder.start()
+        wait_until(
+            lambda: query(settings, f"SELECT count(*) FROM silver.readings WHERE site = '{site}'")[0][0] > 0,
+            240,
+            "the first rows of the run in silver.readings",
+        )
+        pid = procs.running_pid(settings, "lake")
+        assert pid is not None
+        os.killpg(pid, signal.SIGKILL)  # the Python driver and its Spark JVM: no stop, no cleanup
+        restarted = subprocess.run([sys.executable, "-m", "jobs.lake", "start"], check=False, timeout=600)
+        assert restarted.returncode == 0, "the lake writer did not restart; read .data/logs/lake.log"
+        feeder.join(120)
+        assert reports, "the simulation did not finish"
+        want = _expected(settings, site, since, reports[0])
+    _assert_lake_holds(settings, want)
