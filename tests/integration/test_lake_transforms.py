@@ -1,0 +1,122 @@
+"""The lake writer's transforms on real Spark: Kafka-shaped rows in, rows that fit each table's DDL out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from importlib import resources
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from contracts import Alert, CleanReadingBatch, DeadLetter, SensorDescription
+from contracts import avro as avro_codec
+from infra.settings import InfraSettings
+from jobs.lake import transforms
+from jobs.lake.tables import (
+    BRONZE_DEADLETTER,
+    BRONZE_PACKAGES,
+    SILVER_ALERTS,
+    SILVER_PACKAGES,
+    SILVER_READINGS,
+    SILVER_SENSORS,
+    Table,
+)
+from jobs.spark_session import build_spark
+
+pytestmark = pytest.mark.integration
+KAFKA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, timestampType int"
+APPENDED = datetime(2026, 11, 23, 8, 0, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def spark(platform: InfraSettings) -> Iterator[SparkSession]:
+    session = build_spark("vigil-lake-transforms-tests", platform, driver_memory="1g")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+def _example(name: str) -> str:
+    return resources.files("contracts").joinpath("examples", name).read_text(encoding="utf-8")
+
+
+def _kafka(spark: SparkSession, topic: str, values: list[bytes | None]) -> DataFrame:
+    rows = [(b"k", v, topic, 2, 100 + i, APPENDED, 1) for i, v in enumerate(values)]
+    return spark.createDataFrame(rows, KAFKA)
+
+
+def _fits(spark: SparkSession, rows: DataFrame, table: Table) -> None:
+    """Same column names, order and types as the table's DDL (nullability is enforced by Delta on write)."""
+    declared = StructType.fromDDL(" ".join(table.ddl.replace("NOT NULL", "").split()))
+    assert [(f.name, f.dataType) for f in rows.schema.fields] == [(f.name, f.dataType) for f in declared.fields]
+
+
+def test_clean_batches_become_readings_and_packages(spark: SparkSession) -> None:
+    batch = CleanReadingBatch.model_validate_json(_example("clean_reading_batch.json"))
+    kafka = _kafka(spark, "readings.clean.v1", [avro_codec.encode(batch)])
+    batches = transforms.clean_batches(transforms.decode(kafka, CleanReadingBatch))
+    readings = transforms.readings(batches)
+    _fits(spark, readings, SILVER_READINGS)
+    got = readings.orderBy("sample_index").collect()
+    assert [r.sample_index for r in got] == [0, 1, 2]
+    assert [r.t_us for r in got] == batch.t_us
+    assert [r.t_raw_us for r in got] == batch.t_raw_us
+    assert [r.value for r in got] == batch.v
+    assert got[0].t == datetime.fromtimestamp(batch.t_us[0] / 1e6, tz=UTC).replace(tzinfo=None)
+    assert {(r.year, r.month, r.asset_id, r.quality) for r in got} == {(2026, 11, "press-01", "ok")}
+    packages = transforms.packages(batches)
+    _fits(spark, packages, SILVER_PACKAGES)
+    [package] = packages.collect()
+    assert (package.ok_samples, package.dropped, package.kafka_offset) == (3, {"non_finite": 1}, 100)
+
+
+def test_bronze_keeps_the_bytes_and_reads_ids_when_it_can(spark: SparkSession) -> None:
+    good = _example("edge_package.samples.json").encode()
+    kafka = _kafka(spark, "edge.packages.v1", [good, b"{not json", None])
+    rows = transforms.bronze_packages(kafka)
+    _fits(spark, rows, BRONZE_PACKAGES)
+    got = rows.orderBy("kafka_offset").collect()
+    assert [bytes(r.value) if r.value is not None else None for r in got] == [good, b"{not json", None]
+    assert got[0].package_id == json.loads(good)["package_id"]
+    assert got[1].package_id is None
+
+
+def test_undecodable_avro_is_quarantined_not_dropped(spark: SparkSession) -> None:
+    alert = Alert.model_validate_json(_example("alert.json"))
+    encoded = avro_codec.encode(alert)
+    kafka = _kafka(spark, "alerts.v1", [encoded, encoded[:20], b"garbage"])
+    decoded = transforms.decode(kafka, Alert)
+    alerts = transforms.alerts(decoded)
+    _fits(spark, alerts, SILVER_ALERTS)
+    assert [r.alert_id for r in alerts.collect()] == [str(alert.alert_id)]
+    quarantined = transforms.undecodable(decoded, Alert)
+    _fits(spark, quarantined, BRONZE_DEADLETTER)
+    got = quarantined.orderBy("source_offset").collect()
+    assert [(r.reason, r.stage, r.source_topic, r.source_offset) for r in got] == [
+        ("schema_violation", "lake", "alerts.v1", 101),
+        ("schema_violation", "lake", "alerts.v1", 102),
+    ]
+    assert bytes(got[0].original) == encoded[:20]
+
+
+def test_dead_letters_and_sensors_fit_their_tables(spark: SparkSession) -> None:
+    dead = DeadLetter.model_validate_json(_example("dead_letter.json"))
+    decoded = transforms.decode(_kafka(spark, "edge.deadletter.v1", [avro_codec.encode(dead)]), DeadLetter)
+    rows = transforms.deadletters(decoded)
+    _fits(spark, rows, BRONZE_DEADLETTER)
+    [row] = rows.collect()
+    assert (row.reason, bytes(row.original), row.source_offset) == ("length_mismatch", dead.original, 4711)
+
+    sensor = SensorDescription.model_validate_json(_example("sensor_description.json"))
+    newer = sensor.model_copy(update={"updated_at": sensor.updated_at.replace(year=2027)})
+    kafka = _kafka(spark, "edge.metadata.v1", [sensor.to_wire(), newer.to_wire(), None, b"{}"])
+    sensors = transforms.sensors(kafka)
+    _fits(spark, sensors, SILVER_SENSORS)
+    [latest] = sensors.collect()  # one row per sensor: the newest; the tombstone and the empty object are skipped
+    assert latest.updated_at.year == 2027
+    assert latest.machine_id == sensor.context.machine_id
+    assert latest.label == sensor.label
