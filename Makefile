@@ -79,7 +79,17 @@ lake-stop: $(STAMP) ## Stop the lake writer (`make down` stops it too)
 lake-status: $(STAMP) ## The lake writer's PID and last micro-batch
 	$(PY) -m jobs.lake status
 
-bench: up ## Stream-stage benchmark: samples/s vs a bare-consumer baseline, latency at half rate (bench/results/)
+.PHONY: bench-streams bench-lake bench-rest
+bench: bench-streams bench-lake bench-rest ## Every benchmark (about 10 min); results in bench/results/, method in bench/README.md
+
+bench-streams: up ## Stream stage: samples/s vs a bare-consumer baseline, latency at half rate
 	$(PY) -m bench.stream_stage
+
+bench-lake: lake ## Lake: writer rows/s vs pyarrow Parquet, freshness send->Trino, ten queries Trino vs DuckDB
+	$(PY) -m bench.lake_ingest
+	$(PY) -m bench.lake_queries
+
+bench-rest: up ## REST ingest: requests/s and p99 vs a bare confluent-kafka producer
+	$(PY) -m bench.rest_ingest
 
 test: lint test-unit test-integration test-e2e test-lifecycle ## Everything CI runs: lint, unit, integration, e2e, lifecycle

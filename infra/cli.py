@@ -110,6 +110,11 @@ def status() -> None:
             "[green]healthy[/]" if healthy else ("[yellow]not answering[/]" if pid else "[red]stopped[/]"),
             str(procs.log_file(settings, name)),
         )
+    # Apps started by other targets: alive or not (their own `status` commands say more).
+    for app_name in sorted(procs.recorded(settings) - SERVICES.keys()):
+        pid = procs.running_pid(settings, app_name)
+        state = "[green]running[/]" if pid else "[red]exited[/] (PID file left: see its log)"
+        table.add_row(app_name, str(pid or "-"), "-", state, str(procs.log_file(settings, app_name)))
     console.print(table)
     if not healthy_all:
         raise typer.Exit(1)

@@ -35,6 +35,13 @@ def _ours(settings: InfraSettings) -> list[tuple[int, str]]:
     return found
 
 
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
 def _infra(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "infra", *args], capture_output=True, text=True, timeout=600)
 
@@ -47,8 +54,12 @@ def test_up_twice_keeps_one_of_each(platform: InfraSettings) -> None:
     assert before == after
     assert None not in after.values()
     assert "already running" in result.stdout
-    # One process (group leader) per service: nothing else of ours is running.
-    assert sorted(pid for pid, _ in _ours(platform)) == sorted(p for p in after.values() if p is not None)
+    # One process group per service, plus those of apps with a recorded PID (`make lake`, `make rest`, ...):
+    # nothing else of ours is running.
+    leaders = {pid for name in procs.recorded(platform) if (pid := procs.running_pid(platform, name)) is not None}
+    assert set(after.values()) <= leaders
+    strays = [(pid, cmd) for pid, cmd in _ours(platform) if _group(pid) not in leaders]
+    assert strays == []
 
 
 def test_down_leaves_nothing_then_up_restores(platform: InfraSettings) -> None:
