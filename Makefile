@@ -79,6 +79,20 @@ lake-stop: $(STAMP) ## Stop the lake writer (`make down` stops it too)
 lake-status: $(STAMP) ## The lake writer's PID and last micro-batch
 	$(PY) -m jobs.lake status
 
+.PHONY: nightly nightly-schedule nightly-unschedule nightly-status sql
+DATE ?=
+nightly: up ## Nightly batch for DATE=YYYY-MM-DD (default yesterday) or DATE=A..B (backfill): compaction, retention, gold tables
+	$(PY) -m jobs.nightly run --date "$(DATE)"
+
+nightly-schedule: up ## Enable the nightly schedule (APScheduler daemon; VIGIL_NIGHTLY_SCHEDULE_CRON, default 02:30 UTC)
+	$(PY) -m jobs.nightly schedule
+
+nightly-unschedule: $(STAMP) ## Disable the nightly schedule
+	$(PY) -m jobs.nightly unschedule
+
+nightly-status: $(STAMP) ## Is the schedule on, its next run, the last runs
+	$(PY) -m jobs.nightly status
+
 .PHONY: bench-streams bench-lake bench-rest
 bench: bench-streams bench-lake bench-rest ## Every benchmark (about 10 min); results in bench/results/, method in bench/README.md
 

@@ -14,10 +14,12 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from connectors.gateway.faults import FaultRates
@@ -173,3 +175,80 @@ def test_lake_writer_killed_mid_stream_loses_and_duplicates_nothing(lake_writer:
         assert reports, "the simulation did not finish"
         want = _expected(settings, site, since, reports[0])
     _assert_lake_holds(settings, want)
+
+
+def _numpy_stats(clean: list[CleanReadingBatch], day: date) -> dict[str, dict[str, float]]:
+    """The gold.daily_sensor_stats numbers of `day`, computed independently with numpy from the Kafka records."""
+    values: dict[str, list[float]] = defaultdict(list)
+    graded: dict[str, Counter[str]] = defaultdict(Counter)
+    for c in clean:
+        for t_us, v in zip(c.t_us, c.v, strict=True):
+            if datetime.fromtimestamp(t_us / 1e6, tz=UTC).date() == day:
+                values[str(c.sensor_id)].append(v)
+        if c.v and datetime.fromtimestamp(min(c.t_us) / 1e6, tz=UTC).date() == day:
+            graded[str(c.sensor_id)].update({"ok": len(c.v), **c.dropped})
+    out = {}
+    for sensor, vs in values.items():
+        x = np.asarray(vs)
+        rms = float(np.sqrt(np.mean(x**2)))
+        centred = x - x.mean()
+        total = sum(graded[sensor].values())
+        out[sensor] = {
+            "samples": float(x.size),
+            "mean": float(x.mean()),
+            "std": float(x.std(ddof=1)),
+            "rms": rms,
+            "p50": float(np.percentile(x, 50)),
+            "p95": float(np.percentile(x, 95)),
+            "p99": float(np.percentile(x, 99)),
+            "kurtosis": float(np.mean(centred**4) / np.mean(centred**2) ** 2 - 3),
+            "crest_factor": float(np.abs(x).max() / rms),
+            "share_ok": graded[sensor]["ok"] / total,
+        }
+    return out
+
+
+def test_nightly_stats_match_numpy_and_a_rerun_changes_nothing(lake_writer: InfraSettings, tmp_path: Path) -> None:
+    settings = lake_writer
+    site = f"e2e-gold-{uuid.uuid4().hex[:6]}"
+    since = {t: ends(settings, t) for t in TOPICS}
+    with stream_worker(settings, tmp_path, start_at=end_offsets(settings)):
+        report = _simulate(settings, site, seed=23, count=160)
+        want = _expected(settings, site, since, report)
+    _assert_lake_holds(settings, want)
+    clean = [
+        c
+        for c in decode_all(CleanReadingBatch, read(settings, CLEAN, since[CLEAN], want.until[CLEAN]))
+        if c.site == site
+    ]
+    clean = list({c.package_id: c for c in clean}.values())
+    day = datetime.fromtimestamp(min(min(c.t_us) for c in clean if c.t_us) / 1e6, tz=UTC).date()
+    expected = _numpy_stats(clean, day)
+
+    def nightly() -> list[list[object]]:
+        done = subprocess.run(
+            [sys.executable, "-m", "jobs.nightly", "run", "--date", day.isoformat(), "--no-maintenance"],
+            check=False,
+            timeout=900,
+        )
+        assert done.returncode == 0, "the nightly batch failed"
+        return query(
+            settings,
+            f"SELECT * FROM gold.daily_sensor_stats WHERE date = DATE '{day}' ORDER BY sensor_id",
+        ) + query(settings, f"SELECT * FROM gold.health_scores WHERE date = DATE '{day}' ORDER BY asset_id")
+
+    first = nightly()
+    columns = [c[0] for c in query(settings, "DESCRIBE gold.daily_sensor_stats")]
+    got = {
+        row[columns.index("sensor_id")]: dict(zip(columns, row, strict=True))
+        for row in query(
+            settings, f"SELECT * FROM gold.daily_sensor_stats WHERE site = '{site}' AND date = DATE '{day}'"
+        )
+    }
+    assert got.keys() == expected.keys()
+    for sensor, numbers in expected.items():
+        for name, value in numbers.items():
+            assert got[sensor][name] == pytest.approx(value, rel=1e-9, abs=1e-9), (sensor, name)
+    machines = query(settings, f"SELECT asset_id, score, rank FROM gold.health_scores WHERE site = '{site}'")
+    assert {m[0] for m in machines} == {c.asset_id for c in clean}
+    assert nightly() == first  # the same day run again: identical gold rows

@@ -1,0 +1,1 @@
+"""The nightly batch: compaction and retention, gold tables (daily stats, health scores, pipeline ledger)."""

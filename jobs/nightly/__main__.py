@@ -1,0 +1,3 @@
+from jobs.nightly.cli import app
+
+app()

@@ -1,0 +1,120 @@
+"""gold.pipeline_ledger: per day and topic, messages in Kafka against rows in the lake.
+
+Kafka's count for a day is, per partition, the offset of the first message at or
+after the day's end minus that of the first at or after its start (the broker
+looks these up by message timestamp: append time on edge.packages.v1, producer
+time elsewhere). A message that retention already deleted is not counted: the
+ledger is only exact for days still inside each topic's retention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Final
+
+from confluent_kafka import Consumer, TopicPartition
+from pyspark.sql import functions as F
+
+from jobs.lake.tables import BRONZE_DEADLETTER, BRONZE_PACKAGES, SILVER_ALERTS, SILVER_PACKAGES, SILVER_READINGS, Table
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, SparkSession
+
+
+@dataclass(frozen=True)
+class Check:
+    """Rows of `table` whose `day_of` falls on the day (and match `where`) against `topic`'s messages that day."""
+
+    topic: str
+    table: Table
+    day_of: str  # a column holding the time the row's message reached its topic
+    where: str = "TRUE"
+    note: str = ""
+
+
+CHECKS: Final = (
+    Check("edge.packages.v1", BRONZE_PACKAGES, "kafka_timestamp", note="every package message, as received"),
+    Check(
+        "edge.deadletter.v1",
+        BRONZE_DEADLETTER,
+        "kafka_timestamp",
+        "stage <> 'lake'",
+        "dead letters of the stream stage (rows the lake itself quarantined are counted apart)",
+    ),
+    Check(
+        "readings.clean.v1",
+        SILVER_PACKAGES,
+        "processed_at",
+        note="one row per clean package; a replayed record lands once, so Kafka may count more",
+    ),
+    Check("alerts.v1", SILVER_ALERTS, "raised_at", note="every open and close"),
+)
+
+
+def kafka_counts(bootstrap: str, topics: list[str], day: date) -> dict[str, int]:
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    bounds = [round(start.timestamp() * 1000), round((start + timedelta(days=1)).timestamp() * 1000)]
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "vigil-nightly-ledger", "log_level": 4})
+    counts: dict[str, int] = {}
+    try:
+        for topic in topics:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            total = 0
+            for p in partitions:
+                high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                first, after = (
+                    consumer.offsets_for_times([TopicPartition(topic, p, ms)], timeout=10)[0].offset for ms in bounds
+                )
+                # -1: no message at or after that time, so the day's range ends at the high watermark.
+                first, after = (high if first < 0 else first), (high if after < 0 else after)
+                total += max(after - first, 0)
+            counts[topic] = total
+    finally:
+        consumer.close()
+    return counts
+
+
+def _on_day(column: str, day: date) -> Column:
+    return F.to_date(F.col(column)) == F.lit(day)
+
+
+def ledger_rows(spark: SparkSession, root: str, bootstrap: str, day: date) -> list[tuple[object, ...]]:
+    kafka = kafka_counts(bootstrap, [c.topic for c in CHECKS], day)
+    rows: list[tuple[object, ...]] = []
+    for check in CHECKS:
+        table = spark.read.format("delta").load(check.table.s3a(root))
+        landed = table.where(_on_day(check.day_of, day)).where(check.where).count()
+        rows.append(_row(check.topic, check.table.qualified, kafka[check.topic], landed, check.note, day))
+    # The two silver tables of the clean stream must agree with each other sample for sample.
+    packages = spark.read.format("delta").load(SILVER_PACKAGES.s3a(root)).where(_on_day("processed_at", day))
+    samples = packages.agg(F.sum("ok_samples")).first()
+    expected = int(samples[0]) if samples is not None and samples[0] is not None else 0
+    readings = spark.read.format("delta").load(SILVER_READINGS.s3a(root)).where(_on_day("processed_at", day)).count()
+    note = "samples: silver.packages ok_samples against silver.readings rows (kafka_messages = the former)"
+    rows.append(_row("readings.clean.v1", SILVER_READINGS.qualified, expected, readings, note, day))
+    quarantined = (
+        spark.read.format("delta")
+        .load(BRONZE_DEADLETTER.s3a(root))
+        .where("stage = 'lake'")
+        .where(_on_day("rejected_at", day))
+        .count()
+    )
+    rows.append(
+        (
+            "(any)",
+            f"{BRONZE_DEADLETTER.qualified} (stage lake)",
+            None,
+            quarantined,
+            None,
+            "ok" if quarantined == 0 else "quarantined",
+            "records the lake writer could not decode",
+            day,
+        )
+    )
+    return rows
+
+
+def _row(topic: str, table: str, kafka: int, landed: int, note: str, day: date) -> tuple[object, ...]:
+    status = "ok" if kafka == landed else ("missing" if landed < kafka else "extra")
+    return (topic, table, kafka, landed, landed - kafka, status, note, day)

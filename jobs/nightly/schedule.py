@@ -1,0 +1,83 @@
+"""The nightly schedule: an APScheduler daemon that runs yesterday's batch at a cron time (UTC).
+
+Each night's batch runs in a child process (`python -m jobs.nightly run`), so a
+failed or leaking Spark session never outlives it; every run is appended to
+`.data/nightly/runs.jsonl` (date, start, seconds, outcome) for `status`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from infra.settings import InfraSettings
+
+log = logging.getLogger("vigil.nightly")
+NAME = "nightly-scheduler"
+
+
+def runs_file(infra: InfraSettings) -> Path:
+    return infra.data_dir / "nightly" / "runs.jsonl"
+
+
+def trigger(cron: str) -> CronTrigger:
+    return CronTrigger.from_crontab(cron, timezone=UTC)
+
+
+def next_run(cron: str, now: datetime | None = None) -> datetime | None:
+    now = now or datetime.now(UTC)
+    fire: datetime | None = trigger(cron).get_next_fire_time(None, now)
+    return fire
+
+
+def run_once(infra: InfraSettings, day: date) -> dict[str, Any]:
+    """Run one day's batch in a child process and record the outcome."""
+    started = time.monotonic()
+    began = datetime.now(UTC)
+    result = subprocess.run(
+        [sys.executable, "-m", "jobs.nightly", "run", "--date", day.isoformat()], check=False, timeout=6 * 3600
+    )
+    record = {
+        "date": day.isoformat(),
+        "started_at": began.isoformat(),
+        "seconds": round(time.monotonic() - started, 1),
+        "outcome": "ok" if result.returncode == 0 else f"failed (exit {result.returncode})",
+    }
+    path = runs_file(infra)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        out.write(json.dumps(record) + "\n")
+    log.info("nightly run for %s: %s", day, record["outcome"])
+    return record
+
+
+def last_runs(infra: InfraSettings, n: int = 5) -> list[dict[str, Any]]:
+    try:
+        lines = runs_file(infra).read_text().splitlines()
+    except OSError:
+        return []
+    return [json.loads(line) for line in lines[-n:]]
+
+
+def serve(infra: InfraSettings, cron: str) -> None:
+    """Block, running yesterday's batch at each fire time of `cron`."""
+    scheduler = BlockingScheduler(timezone=UTC)
+    scheduler.add_job(
+        lambda: run_once(infra, datetime.now(UTC).date() - timedelta(days=1)),
+        trigger(cron),
+        id="nightly",
+        max_instances=1,
+        coalesce=True,  # after downtime, one catch-up run rather than one per missed night
+        misfire_grace_time=6 * 3600,
+    )
+    log.info("nightly batch scheduled at '%s' UTC; next run %s", cron, next_run(cron))
+    scheduler.start()

@@ -1,0 +1,86 @@
+"""Health scoring on the simulated plant's own signals: a wearing machine ranks worst, healthy ones pass."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+
+from connectors.gateway.signals import MachineParams, SensorKind, degradation, synthesize
+from jobs.nightly.health import FEATURES, SensorDay, relative_trend, robust_z, score_machines
+
+pytestmark = pytest.mark.unit
+DAY = date(2026, 11, 23)
+KINDS = (SensorKind.VIBRATION, SensorKind.TEMPERATURE, SensorKind.MOTOR_CURRENT, SensorKind.PRESSURE)
+
+
+def _features(values: np.ndarray) -> dict[str, float | None]:
+    rms = float(np.sqrt(np.mean(values**2)))
+    centred = values - values.mean()
+    kurtosis = float(np.mean(centred**4) / np.mean(centred**2) ** 2 - 3)
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std(ddof=1)),
+        "rms": rms,
+        "p95": float(np.percentile(values, 95)),
+        "kurtosis": kurtosis,
+        "crest_factor": float(np.abs(values).max() / rms),
+    }
+
+
+def _plant_day(seed: int, wearing: str | None, day: date, progress: tuple[float, float]) -> list[SensorDay]:
+    """One day of 6 machines' sensors; `wearing` moves from `progress[0]` to `progress[1]` of its way to failure."""
+    rng = np.random.default_rng(seed)
+    machines = [f"m-{i}" for i in range(6)]
+    params = {m: MachineParams.draw(np.random.default_rng(i)) for i, m in enumerate(machines)}  # fixed per machine
+    ts = np.arange(0.0, 3600.0, 0.5)
+    days = []
+    for machine in machines:
+        p = np.linspace(*progress, ts.size) if machine == wearing else np.zeros(ts.size)
+        for kind in KINDS:
+            values = synthesize(kind, params[machine], ts, degradation(p), rng)
+            days.append(
+                SensorDay(f"{machine}-{kind.value}", machine, "site", kind.value, "press", day, _features(values))
+            )
+    return days
+
+
+def test_wearing_machine_scores_worst_on_peers_alone() -> None:
+    # Peers alone (a plant's first day): the machine fails within the day, as in `make demo`.
+    today = _plant_day(1, "m-3", DAY, (0.5, 1.0))
+    machines = score_machines(today, [], min_history=3, window_days=7)
+    assert machines[0].asset_id == "m-3"
+    assert machines[0].score < 50
+    assert all(m.score >= 50 for m in machines[1:]), [(m.asset_id, m.score) for m in machines]
+    assert {m.basis for m in machines} == {"peers"}
+
+
+def test_wearing_machine_scores_worst_against_its_own_history() -> None:
+    history = [d for i in range(7) for d in _plant_day(10 + i, "m-2", DAY - timedelta(days=7 - i), (0.0, 0.05 * i))]
+    today = _plant_day(99, "m-2", DAY, (0.35, 0.6))
+    machines = score_machines(today, history, min_history=3, window_days=7)
+    assert machines[0].asset_id == "m-2"
+    assert machines[0].score < 50
+    assert all(m.score >= 50 for m in machines[1:]), [(m.asset_id, m.score) for m in machines]
+    assert "history" in machines[0].basis
+
+
+def test_healthy_plant_has_no_unhealthy_machine() -> None:
+    machines = score_machines(_plant_day(5, None, DAY, (0, 0)), [], min_history=3, window_days=7)
+    assert all(m.score >= 50 for m in machines), [(m.asset_id, m.score) for m in machines]
+
+
+def test_robust_z_and_trend() -> None:
+    assert robust_z(10.0, [10.0, 10.0, 10.0]) == 0.0
+    # MAD of [1, 2, 3, 4, 5] is 1, scaled 1.4826; 9 is (9 - 3) / 1.4826 away.
+    assert robust_z(9.0, [1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(6 / 1.4826)
+    assert robust_z(1e9, [1.0, 2.0, 3.0]) == 10.0  # capped
+    assert relative_trend([1.0, 2.0]) is None
+    assert relative_trend([10.0, 11.0, 12.0]) == pytest.approx(1 / 11)
+
+
+def test_features_cover_the_stats_table() -> None:
+    from jobs.nightly.tables import DAILY_SENSOR_STATS
+
+    assert all(f" {f} DOUBLE" in DAILY_SENSOR_STATS.ddl for f in FEATURES)
