@@ -11,11 +11,13 @@ Trino.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -54,6 +56,11 @@ LAKE_QUERIES = (
         "FROM (SELECT *, row_number() OVER (PARTITION BY episode_id ORDER BY raised_at DESC) AS n "
         "FROM silver.alerts WHERE raised_at >= {since} AND (site = 'plant-a' OR gateway_id LIKE 'gw-plant-a-%')) "
         "WHERE n = 1 AND state = 'open' ORDER BY asset_id, rule",
+    ),
+    (
+        "health ranking of the machines today (gold.health_scores; 100 = like its peers and history)",
+        "SELECT rank, asset_id, machine_kind, round(score, 1) AS score, healthy, worst_quantity, worst_feature, basis "
+        "FROM gold.health_scores WHERE site = 'plant-a' AND date = current_date ORDER BY rank",
     ),
 )
 
@@ -265,6 +272,17 @@ def main(seconds: Annotated[float, typer.Option(help="how long the simulated pla
     packages = sum(t.packages for t in out.clean.values())
     if not _wait_for_lake(settings, start[CLEAN], until, packages):
         console.print("[red]the lake writer did not land the run in time; see `make lake-status`[/]")
+        raise typer.Exit(1)
+    console.print("running today's nightly batch (no compaction) for the health ranking ...")
+    today = datetime.now(UTC).date().isoformat()
+    nightly = subprocess.run(
+        [sys.executable, "-m", "jobs.nightly", "run", "--date", today, "--no-maintenance"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if nightly.returncode != 0:
+        console.print(f"[red]the nightly batch failed:[/]\n{escape(nightly.stdout[-3000:] + nightly.stderr[-3000:])}")
         raise typer.Exit(1)
     for title, sql in LAKE_QUERIES:
         sql = sql.format(since=f"from_iso8601_timestamp('{report.started_at.isoformat()}')")
