@@ -93,6 +93,10 @@ nightly-unschedule: $(STAMP) ## Disable the nightly schedule
 nightly-status: $(STAMP) ## Is the schedule on, its next run, the last runs
 	$(PY) -m jobs.nightly status
 
+Q ?=
+sql: up ## Trino CLI on catalog vigil (interactive); `make sql Q="SELECT ..."` runs one query. Tables: docs/queries.md
+	$(PY) -m infra.sql --query "$(Q)"
+
 .PHONY: bench-streams bench-lake bench-rest
 bench: bench-streams bench-lake bench-rest ## Every benchmark (about 10 min); results in bench/results/, method in bench/README.md
 

@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 
 from contracts import Alert, CleanReadingBatch, DeadLetter
 from infra.settings import InfraSettings, get_settings
-from jobs.lake import catalog, sinks, transforms
+from jobs.lake import catalog, sinks, transforms, views
 from jobs.lake.settings import LakeSettings
 from jobs.lake.tables import (
     BRONZE_DEADLETTER,
@@ -78,6 +78,8 @@ def prepare_tables(spark: SparkSession, infra: InfraSettings, lake: LakeSettings
         sinks.ensure(spark, table, lake.root)
         if lake.register_in_trino and catalog.register(infra, table, lake.trino_root):
             log.info("registered %s in Trino at %s", table.qualified, table.s3(lake.trino_root))
+    if lake.register_in_trino:
+        log.info("views: %s", ", ".join(views.create_views(infra)))
 
 
 def write_batch(spark: SparkSession, lake: LakeSettings, app_id: str, batch: DataFrame, batch_id: int) -> None:

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from contracts import Alert, AlertSource, AlertState, Severity
 from contracts import avro as avro_codec
 from infra.settings import InfraSettings
-from jobs.lake import catalog, sinks
+from jobs.lake import catalog, sinks, views
 from jobs.lake.tables import SILVER_SENSORS, Table
 from jobs.nightly.health import FEATURES, MachineScore, SensorDay, score_machines
 from jobs.nightly.ledger import ledger_rows
@@ -81,6 +81,7 @@ def run_day(
     if root == "s3a://lake":
         for table in GOLD:
             catalog.register(infra, table)
+        views.create_views(infra, views.GOLD_VIEWS)
     result.seconds = time.monotonic() - started
     return result
 
