@@ -14,6 +14,7 @@ changelog partition whichever topic the event came from.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from contracts import ClockSource, DeadLetter, EdgePackage, ReasonCode, SensorDe
 from contracts import avro as avro_codec
 from streams import metrics
 from streams.alerts import Subject, evaluate_clock, load_rules
+from streams.changelogs import ensure_compacted_topics
 from streams.enrich import UnknownUnitError, profile
 from streams.errors import Rejection
 from streams.pipeline import Source, process
@@ -368,6 +370,11 @@ async def report_lag() -> None:
 def main() -> None:
     from prometheus_client import start_http_server
 
+    if "worker" in sys.argv:
+        # Faust's consumer snapshots topic metadata once: a changelog it creates in the same instant can be
+        # recorded with 0 partitions, failing every table access (PartitionsMismatch) for minutes.
+        changelogs = {table.changelog_topic.get_topic_name() for table in app.tables.values()}
+        ensure_compacted_topics(settings.kafka_bootstrap, changelogs, partitions=6)
     start_http_server(settings.streams_metrics_port, addr=settings.streams_metrics_host)
     app.main()
 

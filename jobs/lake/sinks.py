@@ -10,6 +10,7 @@ matched against `silver.packages` so a clean record the stream stage sent twice
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from delta.tables import DeltaTable
@@ -50,23 +51,29 @@ def upsert_latest(spark: SparkSession, rows: DataFrame, table: Table, root: str,
     )
 
 
-def first_deliveries(spark: SparkSession, batches: DataFrame, packages: Table, root: str, days: int) -> DataFrame:
+def first_deliveries(
+    spark: SparkSession, batches: DataFrame, packages: Table, root: str, window: timedelta
+) -> DataFrame:
     """Clean records whose package is not yet in `packages`: replays and in-batch repeats removed.
 
     Within a batch the record read first (lowest partition, offset) wins, so a re-run batch picks the same
-    one. Only `days` before the batch's oldest record are read from `packages`: the stream stage's dedupe
-    horizon bounds how late a replay can come, and partition pruning keeps the lookup small. The choice is
-    made on the narrow (package id, position) pairs and broadcast back, so the wide sample arrays are never
-    shuffled or sorted.
+    one. A replayed clean record (the stream stage re-processing after a crash) carries the same
+    `received_at` as its first delivery: the broker's append time of the same package message. So only
+    packages received within `window` of the batch's are looked up, which the received_date partitions and
+    Delta's per-file min/max statistics prune to a few files however large the table grows. The choice
+    is made on the narrow (package id, position) pairs and broadcast back, so the wide sample arrays are
+    never shuffled or sorted.
     """
     position = F.struct("kafka_partition", "kafka_offset")
     first = batches.groupBy("package_id").agg(F.min(position).alias("pos"))
-    oldest = batches.agg(F.min(F.to_date("received_at"))).first()
-    if oldest is not None and oldest[0] is not None:
+    span = batches.agg(F.min("received_at"), F.max("received_at")).first()
+    if span is not None and span[0] is not None:
+        low, high = span[0] - window, span[1] + window
         known = (
             spark.read.format("delta")
             .load(packages.s3a(root))
-            .where(F.col("received_date") >= F.date_sub(F.lit(oldest[0]), days))
+            .where(F.col("received_date").between(F.lit(low.date()), F.lit(high.date())))
+            .where(F.col("received_at").between(F.lit(low), F.lit(high)))
             .select("package_id")
         )
         first = first.join(known, "package_id", "left_anti")

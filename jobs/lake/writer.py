@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,42 +84,72 @@ def prepare_tables(spark: SparkSession, infra: InfraSettings, lake: LakeSettings
 
 def write_batch(spark: SparkSession, lake: LakeSettings, app_id: str, batch: DataFrame, batch_id: int) -> None:
     """Write one micro-batch of all topics; every write is idempotent for a re-run of `batch_id`."""
+    began = time.monotonic()
+    steps: dict[str, float] = {}
+
+    def timed(step: str, started: float) -> None:
+        steps[step] = round(time.monotonic() - started, 2)
+
     batch.persist()
+    cached: list[DataFrame] = [batch]
     try:
         by_topic = {row["topic"]: row["count"] for row in batch.groupBy("topic").count().collect()}
 
         def topic(name: str) -> DataFrame:
             return batch.where(F.col("topic") == name)
 
+        def decoded(name: str, model: transforms.AvroModel) -> tuple[DataFrame, bool]:
+            rows = transforms.decode(topic(name), model).persist()
+            cached.append(rows)
+            return rows, rows.where(F.col("r").isNull()).limit(1).count() > 0
+
         if by_topic.get(PACKAGES):
+            t = time.monotonic()
             sinks.append(transforms.bronze_packages(topic(PACKAGES)), BRONZE_PACKAGES, lake.root, app_id, batch_id)
+            timed("bronze.packages", t)
         if by_topic.get(METADATA):
+            t = time.monotonic()
             rows = transforms.sensors(topic(METADATA))
             sinks.upsert_latest(spark, rows, SILVER_SENSORS, lake.root, key="sensor_id", newer="updated_at")
+            timed("silver.sensors", t)
         # Undecodable Avro records of any topic join the dead letters: one append per table and batch.
         quarantine: list[DataFrame] = []
-        if by_topic.get(ALERTS):
-            decoded = transforms.decode(topic(ALERTS), Alert)
-            sinks.append(transforms.alerts(decoded), SILVER_ALERTS, lake.root, app_id, batch_id)
-            quarantine.append(transforms.undecodable(decoded, Alert))
-        if by_topic.get(CLEAN_READINGS):
-            decoded = transforms.decode(topic(CLEAN_READINGS), CleanReadingBatch)
-            _write_readings(spark, lake, app_id, transforms.clean_batches(decoded), batch_id)
-            quarantine.append(transforms.undecodable(decoded, CleanReadingBatch))
-        if by_topic.get(DEAD_LETTER):
-            decoded = transforms.decode(topic(DEAD_LETTER), DeadLetter)
-            quarantine += [transforms.deadletters(decoded), transforms.undecodable(decoded, DeadLetter)]
+        for name, model in ((ALERTS, Alert), (CLEAN_READINGS, CleanReadingBatch), (DEAD_LETTER, DeadLetter)):
+            if not by_topic.get(name):
+                continue
+            t = time.monotonic()
+            rows, has_bad = decoded(name, model)
+            if has_bad:
+                quarantine.append(transforms.undecodable(rows, model))
+            if model is Alert:
+                sinks.append(transforms.alerts(rows), SILVER_ALERTS, lake.root, app_id, batch_id)
+                timed("silver.alerts", t)
+            elif model is CleanReadingBatch:
+                _write_readings(spark, lake, app_id, transforms.clean_batches(rows), batch_id)
+                timed("silver.readings+packages", t)
+            else:
+                quarantine.append(transforms.deadletters(rows))
         if quarantine:
+            t = time.monotonic()
             sinks.append(reduce(DataFrame.unionByName, quarantine), BRONZE_DEADLETTER, lake.root, app_id, batch_id)
-        log.info("batch %d written: %s", batch_id, by_topic or "no messages")
+            timed("bronze.deadletter", t)
+        log.info(
+            "batch %d written in %.1f s: %s; seconds per table: %s",
+            batch_id,
+            time.monotonic() - began,
+            by_topic or "no messages",
+            steps,
+        )
     finally:
-        batch.unpersist()
+        for frame in cached:
+            frame.unpersist()
 
 
 def _write_readings(spark: SparkSession, lake: LakeSettings, app_id: str, batches: DataFrame, batch_id: int) -> None:
     # Readings first, their packages last: silver.packages is the dedupe index, so a crash between the two
     # writes leaves the packages "new" for the re-run, whose readings append is then skipped as done.
-    fresh = sinks.first_deliveries(spark, batches, SILVER_PACKAGES, lake.root, lake.dedupe_days)
+    window = timedelta(minutes=lake.dedupe_window_minutes)
+    fresh = sinks.first_deliveries(spark, batches, SILVER_PACKAGES, lake.root, window)
     fresh.persist()
     try:
         sinks.append(transforms.readings(fresh), SILVER_READINGS, lake.root, app_id, batch_id)
