@@ -129,12 +129,13 @@ def score_machines(
     today: list[SensorDay], history: list[SensorDay], *, min_history: int, window_days: int
 ) -> list[MachineScore]:
     """One score per machine of `today`, worst first."""
-    by_machine: dict[str, list[tuple[SensorDay, SensorScore]]] = defaultdict(list)
+    # A machine is (site, asset id): asset ids are only unique within a site (two plants may each have a press-01).
+    by_machine: dict[tuple[str, str], list[tuple[SensorDay, SensorScore]]] = defaultdict(list)
     for day in today:
         scored = score_sensor(day, today, history, min_history=min_history, window_days=window_days)
-        by_machine[day.asset_id].append((day, scored))
+        by_machine[(day.site, day.asset_id)].append((day, scored))
     machines = []
-    for asset_id, pairs in by_machine.items():
+    for (site, asset_id), pairs in by_machine.items():
         scores = [s for _, s in pairs]
         deviation = float(np.mean([s.deviation for s in scores]))
         worst = max(scores, key=lambda s: (s.deviation, s.sensor_id))
@@ -143,7 +144,7 @@ def score_machines(
         machines.append(
             MachineScore(
                 asset_id=asset_id,
-                site=pairs[0][0].site,
+                site=site,
                 machine_kind=pairs[0][0].machine_kind,
                 score=round(100.0 * math.exp(-deviation / SCALE), 3),
                 deviation=round(deviation, 6),
@@ -153,4 +154,4 @@ def score_machines(
                 sensors=len(scores),
             )
         )
-    return sorted(machines, key=lambda m: (m.score, m.asset_id))
+    return sorted(machines, key=lambda m: (m.score, m.site, m.asset_id))

@@ -122,14 +122,14 @@ def _health(
         window_days=nightly.trailing_days,
     )
     scores = spark.read.format("delta").load(HEALTH_SCORES.s3a(root))
-    yesterday = {r.asset_id: r.healthy for r in scores.where(f"date = '{day - timedelta(days=1)}'").collect()}
-    raised_before = {r.asset_id for r in scores.where(f"date = '{day}' AND alert_raised").collect()}
+    yesterday = {(r.site, r.asset_id): r.healthy for r in scores.where(f"date = '{day - timedelta(days=1)}'").collect()}
+    raised_before = {(r.site, r.asset_id) for r in scores.where(f"date = '{day}' AND alert_raised").collect()}
     rows, alerts, to_send = [], [], []
     for rank, m in enumerate(machines, start=1):
         healthy = m.score >= nightly.unhealthy_below
-        newly_unhealthy = not healthy and yesterday.get(m.asset_id, True)
+        newly_unhealthy = not healthy and yesterday.get((m.site, m.asset_id), True)
         alert_id = uuid.uuid5(_ALERT_NAMESPACE, f"health:{m.site}:{m.asset_id}:{day.isoformat()}")
-        if newly_unhealthy and m.asset_id not in raised_before:
+        if newly_unhealthy and (m.site, m.asset_id) not in raised_before:
             to_send.append(_alert(m, alert_id, day, nightly))
             alerts.append(f"{m.asset_id} ({m.site}): health {m.score:.1f}")
         rows.append(

@@ -84,3 +84,17 @@ def test_features_cover_the_stats_table() -> None:
     from jobs.nightly.tables import DAILY_SENSOR_STATS
 
     assert all(f" {f} DOUBLE" in DAILY_SENSOR_STATS.ddl for f in FEATURES)
+
+
+def test_same_asset_id_on_two_sites_is_two_machines() -> None:
+    # Asset ids are unique only within a site: plant A's m-0 and plant B's m-0 are scored apart.
+    site_a = _plant_day(1, None, DAY, (0.0, 0.0))
+    site_b = [
+        SensorDay(d.sensor_id + "-b", d.asset_id, "site-b", d.quantity, d.machine_kind, d.day, d.features)
+        for d in _plant_day(2, None, DAY, (0.0, 0.0))
+    ]
+    machines = score_machines(site_a + site_b, [], min_history=3, window_days=14)
+    assert sorted((m.site, m.asset_id) for m in machines) == sorted(
+        [("site", f"m-{i}") for i in range(6)] + [("site-b", f"m-{i}") for i in range(6)]
+    )
+    assert all(m.sensors == len(KINDS) for m in machines)
