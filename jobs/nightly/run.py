@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
@@ -125,7 +126,10 @@ def _health(
     yesterday = {(r.site, r.asset_id): r.healthy for r in scores.where(f"date = '{day - timedelta(days=1)}'").collect()}
     raised_before = {(r.site, r.asset_id) for r in scores.where(f"date = '{day}' AND alert_raised").collect()}
     rows, alerts, to_send = [], [], []
-    for rank, m in enumerate(machines, start=1):
+    ranks: dict[str, int] = defaultdict(int)
+    for m in machines:  # worst first: rank 1 is the least healthy machine of its site
+        ranks[m.site] += 1
+        rank = ranks[m.site]
         healthy = m.score >= nightly.unhealthy_below
         newly_unhealthy = not healthy and yesterday.get((m.site, m.asset_id), True)
         alert_id = uuid.uuid5(_ALERT_NAMESPACE, f"health:{m.site}:{m.asset_id}:{day.isoformat()}")

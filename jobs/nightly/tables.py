@@ -39,7 +39,7 @@ HEALTH_SCORES: Final = Table(
     date DATE NOT NULL
     """,
     ("date",),
-    "Per machine and day: health score 0..100 (100 = behaves like its history and its peers), rank (1 = worst).",
+    "Per machine and day: health 0..100 (100 = like its history and its peers), rank in its site (1 = worst).",
 )
 
 PIPELINE_LEDGER: Final = Table(
