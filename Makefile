@@ -97,6 +97,26 @@ Q ?=
 sql: up ## Trino CLI on catalog vigil (interactive); `make sql Q="SELECT ..."` runs one query. Tables: docs/queries.md
 	$(PY) -m infra.sql --query "$(Q)"
 
+.PHONY: rest rest-stop rest-sweep token files files-once
+rest: up ## Start the REST broker in the background on https://127.0.0.1:8443 (docs/rest.md); `make down` stops it
+	$(PY) -m connectors.rest start
+
+rest-stop: $(STAMP) ## Stop the REST broker
+	$(PY) -m connectors.rest stop
+
+rest-sweep: up ## Delete expired claim-check objects now (the broker also sweeps on a schedule)
+	$(PY) -m connectors.rest sweep
+
+ARGS ?= list
+token: $(STAMP) ## API tokens: make token ARGS="issue --principal gw-1 [--role gateway|app|admin] [--topic T] [--gateway G]" | ARGS=list | ARGS="revoke ID"
+	$(PY) -m connectors.rest token $(ARGS)
+
+files: up ## Pick up dropped CSV/Parquet files (.data/files/inbox; FTP if VIGIL_FILES_FTP_HOST) into Kafka until Ctrl-C (docs/files.md)
+	$(PY) -m connectors.files run
+
+files-once: up ## One pickup pass over the inbox (and FTP), then exit with a summary
+	$(PY) -m connectors.files once
+
 .PHONY: bench-streams bench-lake bench-rest
 bench: bench-streams bench-lake bench-rest ## Every benchmark (about 10 min); results in bench/results/, method in bench/README.md
 

@@ -5,6 +5,7 @@ Gateway authors: see `contracts/README.md`, the JSON Schemas in
 """
 
 from contracts.alert import Alert, AlertSource, AlertState, Severity
+from contracts.audit import AuditEvent, AuditOutcome
 from contracts.deadletter import DeadLetter, ReasonCode
 from contracts.errors import ContractError
 from contracts.jsonld import CONTEXT_V1, KNOWN_CONTEXTS, UnknownContextError
@@ -28,6 +29,8 @@ __all__ = [
     "Alert",
     "AlertSource",
     "AlertState",
+    "AuditEvent",
+    "AuditOutcome",
     "ClaimCheck",
     "CleanReadingBatch",
     "ClockSource",

@@ -16,6 +16,7 @@ import fastavro
 from pydantic import BaseModel
 
 from contracts.alert import Alert
+from contracts.audit import AuditEvent
 from contracts.deadletter import DeadLetter
 from contracts.readings import CleanReadingBatch
 
@@ -24,6 +25,7 @@ SCHEMA_FILES: Final[dict[type[BaseModel], str]] = {
     DeadLetter: "deadletter.v1.avsc",
     Alert: "alert.v1.avsc",
     CleanReadingBatch: "clean_reading_batch.v1.avsc",
+    AuditEvent: "audit_event.v1.avsc",
 }
 
 M = TypeVar("M", bound=BaseModel)

@@ -13,6 +13,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from contracts.alert import Alert
+from contracts.audit import AuditEvent
 from contracts.deadletter import DeadLetter
 from contracts.metadata import SensorDescription
 from contracts.package import EdgePackage
@@ -25,6 +26,7 @@ EXPORTED: Final[dict[str, type[BaseModel]]] = {
     "alert.v1.schema.json": Alert,
     "dead_letter.v1.schema.json": DeadLetter,
     "clean_reading_batch.v1.schema.json": CleanReadingBatch,
+    "audit_event.v1.schema.json": AuditEvent,
 }
 
 

@@ -120,6 +120,16 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
         value_contract="Alert",
         description="Alert episodes (open and close) for downstream apps.",
     ),
+    TopicSpec(
+        name="audit.v1",
+        partitions=1,
+        retention_ms=90 * DAY_MS,
+        cleanup_policy=CleanupPolicy.DELETE,
+        value_format=ValueFormat.AVRO,
+        key="principal",
+        value_contract="AuditEvent",
+        description="One event per REST broker request: who, what topic, when, outcome, size (never the data).",
+    ),
 )
 
 BY_NAME: Final[dict[str, TopicSpec]] = {t.name: t for t in TOPICS}

@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from connectors.rest.settings import RestSettings
+from connectors.rest.tls import ensure_self_signed
 from infra import procs
 from infra.errors import InfraError
 from infra.settings import get_settings
@@ -70,6 +72,9 @@ def up(names: ServiceNames = None) -> None:
         if not names:
             importlib.import_module("infra.spark").fetch(settings)
             console.print("[green]✓[/] spark jars resolved")
+            rest = RestSettings()
+            if ensure_self_signed(rest.cert_file, rest.key_file, rest.host):
+                console.print(f"[green]✓[/] self-signed certificate for the REST broker: {rest.cert_file}")
     except InfraError as exc:
         _fail(exc)
     console.print(f"platform up in {time.monotonic() - began:.0f}s")

@@ -17,6 +17,7 @@ from contracts import (
     CONTEXT_V1,
     TOPICS,
     Alert,
+    AuditEvent,
     CleanReadingBatch,
     DeadLetter,
     EdgePackage,
@@ -39,6 +40,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "dead_letter": DeadLetter,
     "alert": Alert,
     "clean_reading_batch": CleanReadingBatch,
+    "audit_event": AuditEvent,
 }
 VALID = sorted(EXAMPLES.glob("*.json"))
 INVALID = sorted((EXAMPLES / "invalid").glob("*.json"))
@@ -74,7 +76,7 @@ def test_invalid_example_is_rejected_naming_the_field(path: Path) -> None:
         assert field in str(caught.value)  # the message a gateway author reads names the field
 
 
-@pytest.mark.parametrize("model", [DeadLetter, Alert, CleanReadingBatch], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("model", [DeadLetter, Alert, CleanReadingBatch, AuditEvent], ids=lambda m: m.__name__)
 def test_avro_round_trip(model: type[BaseModel]) -> None:
     path = next(p for p in VALID if _model_for(p) is model)
     original = model.model_validate_json(path.read_bytes())
@@ -169,6 +171,7 @@ def test_topic_declarations() -> None:
         "edge.parked.v1",
         "readings.clean.v1",
         "alerts.v1",
+        "audit.v1",
     } == set(names)
     compacted = {t.name for t in TOPICS if t.cleanup_policy is CleanupPolicy.COMPACT}
     assert compacted == {"edge.metadata.v1"}

@@ -1,0 +1,1 @@
+"""File and FTP batch pickup: dropped CSV/Parquet files of readings become edge packages on Kafka."""

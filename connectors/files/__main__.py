@@ -1,0 +1,3 @@
+from connectors.files.cli import app
+
+app()

@@ -1,0 +1,109 @@
+"""`python -m connectors.files`: pick up dropped CSV/Parquet files (local inbox, FTP) and send them to Kafka."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from connectors.files.kafka import FilesError
+from connectors.files.ledger import Ledger
+from connectors.files.pickup import Pickup, Summary
+from connectors.files.settings import FilesSettings
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+console = Console()
+errors = Console(stderr=True)
+
+Bootstrap = Annotated[
+    str | None, typer.Option(help="Kafka bootstrap servers.", show_default="$VIGIL_FILES_KAFKA_BOOTSTRAP or infra's")
+]
+
+
+def _settings(bootstrap: str | None) -> FilesSettings:
+    settings = FilesSettings()
+    return settings.model_copy(update={"kafka_bootstrap": bootstrap}) if bootstrap else settings
+
+
+def _pickup(settings: FilesSettings) -> Pickup:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return Pickup(settings)
+    except FilesError as exc:
+        errors.print(f"[red]files: {exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def render(summary: Summary) -> Table:
+    table = Table("source", "file", "outcome", "packages", "readings", "bad rows", "detail", title="files this pass")
+    for f in summary.files:
+        table.add_row(f.source, f.name, f.outcome, str(f.packages), str(f.samples), str(f.bad_rows), f.detail)
+    table.caption = (
+        f"ingested {summary.count('ingested')}, rejected {summary.count('rejected')}, "
+        f"duplicates {summary.count('duplicate')}, failed {summary.count('failed')}, "
+        f"waiting {summary.waiting}, already in ledger {summary.known}; "
+        f"{summary.packages} packages, {summary.bad_rows} bad rows"
+    )
+    return table
+
+
+@app.command()
+def run(
+    poll_seconds: Annotated[float | None, typer.Option(min=0.1, help="Seconds between passes.")] = None,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Poll the inbox (and FTP, if configured) every N seconds until Ctrl-C."""
+    settings = _settings(bootstrap)
+    interval = poll_seconds or settings.poll_seconds
+    pickup = _pickup(settings)
+    sources = ", ".join(s.label for s in pickup.sources)
+    logging.getLogger(__name__).info("watching %s every %.1f s; ledger %s", sources, interval, settings.ledger_file)
+    try:
+        while True:
+            pickup.run_once()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        pickup.close()
+
+
+@app.command()
+def once(bootstrap: Bootstrap = None) -> None:
+    """One pass, then print a summary (exit 1 if a file could not be sent)."""
+    pickup = _pickup(_settings(bootstrap))
+    try:
+        summary = pickup.run_once()
+    finally:
+        pickup.close()
+    console.print(render(summary))
+    if summary.count("failed"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def ledger(limit: Annotated[int, typer.Option(min=1, help="Most recent N files.")] = 50) -> None:
+    """List processed files, most recent first."""
+    settings = FilesSettings()
+    if not settings.ledger_file.exists():
+        console.print(f"no ledger yet at {settings.ledger_file}")
+        return
+    table = Table("processed at", "source", "name", "size", "sha256", "status", "packages", "readings", "bad rows")
+    with Ledger(settings.ledger_file) as book:
+        for e in book.entries(limit):
+            table.add_row(
+                f"{e.processed_at:%Y-%m-%d %H:%M:%S}",
+                e.source,
+                e.name,
+                str(e.size),
+                e.sha256[:12],
+                e.status,
+                str(e.packages),
+                str(e.samples),
+                str(e.bad_rows),
+            )
+    console.print(table)

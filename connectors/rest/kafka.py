@@ -1,0 +1,106 @@
+"""Kafka I/O of the broker: an idempotent acks=all producer whose deliveries resolve asyncio futures.
+
+librdkafka calls delivery callbacks from `poll()`; a daemon thread polls, and
+each callback hands its result to the event loop, so a request handler can
+`await` Kafka's acknowledgement without blocking other requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, Message, Producer
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Sequence[tuple[str, bytes]]
+
+
+class ProduceError(RuntimeError):
+    """Kafka did not acknowledge a message (the client gets 503 and may retry: the stream drops duplicates)."""
+
+
+class AsyncProducer:
+    def __init__(self, bootstrap: str, client_id: str = "vigil-rest") -> None:
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "client.id": client_id,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "compression.type": "lz4",
+                "message.timeout.ms": 30_000,
+                # Same partitioner as the gateways and Kafka's Java client (see contracts/topics.py).
+                "partitioner": "murmur2_random",
+            }
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="rest-kafka-poll", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.1)
+
+    def topics(self, timeout: float = 10.0) -> set[str]:
+        return set(self._producer.list_topics(timeout=timeout).topics)
+
+    async def send(self, messages: Sequence[Outgoing], timeout: float) -> list[tuple[int, int]]:
+        """Produce `messages` and wait until Kafka acknowledged every one: (partition, offset) of each."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[tuple[int, int]]] = []
+        for message in messages:
+            future: asyncio.Future[tuple[int, int]] = loop.create_future()
+
+            def done(err: KafkaError | None, record: Message, future: asyncio.Future[tuple[int, int]] = future) -> None:
+                loop.call_soon_threadsafe(_settle, future, err, record)
+
+            while True:
+                try:
+                    self._producer.produce(
+                        message.topic,
+                        key=message.key,
+                        value=message.value,
+                        headers=list(message.headers),
+                        on_delivery=done,
+                    )
+                    break
+                except BufferError:
+                    await asyncio.sleep(0.01)  # the local queue is full: let the poll thread drain it
+            futures.append(future)
+        try:
+            return list(await asyncio.wait_for(asyncio.gather(*futures), timeout))
+        except TimeoutError as exc:
+            raise ProduceError(f"Kafka did not acknowledge within {timeout:g} s") from exc
+
+    def send_nowait(self, message: Outgoing) -> None:
+        """Fire and forget (audit events): delivery errors are logged by librdkafka, never block a request."""
+        try:
+            self._producer.produce(message.topic, key=message.key, value=message.value, headers=list(message.headers))
+        except BufferError:
+            self._producer.poll(0.5)
+            self._producer.produce(message.topic, key=message.key, value=message.value, headers=list(message.headers))
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Flush what is pending; the number of messages still undelivered."""
+        remaining = int(self._producer.flush(timeout))
+        self._stop.set()
+        self._thread.join(timeout=2)
+        return remaining
+
+
+def _settle(future: asyncio.Future[tuple[int, int]], err: KafkaError | None, record: Message) -> None:
+    if future.done():
+        return
+    if err is not None:
+        future.set_exception(ProduceError(f"Kafka refused the message: {err}"))
+    else:
+        future.set_result((record.partition() or 0, record.offset() or 0))

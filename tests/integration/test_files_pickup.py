@@ -1,0 +1,214 @@
+"""The file pickup against the real Kafka: exact packages and dead letters per pass, nothing again after a restart.
+
+Other producers may write to the same topics meanwhile, so the test uses fresh sensor
+UUIDs, a unique gateway id and unique file names, and counts only its own messages
+between the end offsets recorded before a pass and those after it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from aiokafka.partitioner import murmur2
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+
+from connectors.files.pickup import Pickup
+from connectors.files.settings import FilesSettings
+from contracts import DeadLetter, EdgePackage, ReasonCode
+from contracts import avro as avro_codec
+from infra.settings import InfraSettings
+
+pytestmark = pytest.mark.integration
+
+PACKAGES, DEADLETTER = "edge.packages.v1", "edge.deadletter.v1"
+Offsets = dict[int, int]
+
+
+@pytest.fixture(scope="module")
+def kafka(infra_settings: InfraSettings) -> str:
+    """The bootstrap of the running Kafka; fails (never skips) when it is down or lacks the topics."""
+    bootstrap = infra_settings.kafka_bootstrap
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "vigil-test-probe", "log_level": 0})
+    try:
+        topics, error = consumer.list_topics(timeout=10).topics, ""
+    except KafkaException as exc:
+        topics, error = {}, str(exc)
+    finally:
+        consumer.close()
+    if error:
+        pytest.fail(f"Kafka at {bootstrap} is unreachable ({error}); start the platform with `make up`", pytrace=False)
+    missing = [t for t in (PACKAGES, DEADLETTER) if t not in topics]
+    if missing:
+        pytest.fail(f"topics {missing} missing on {bootstrap}; `make up` creates them", pytrace=False)
+    return bootstrap
+
+
+@pytest.fixture
+def ftp_drop(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A pyftpdlib server on 127.0.0.1 (random free port) serving a temp folder, in a thread."""
+    root = tmp_path / "ftp"
+    (root / "drop").mkdir(parents=True)
+    authorizer = DummyAuthorizer()
+    authorizer.add_user("vigil", "secret", str(root), perm="elr")
+    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
+    server = FTPServer(("127.0.0.1", 0), handler)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield root / "drop", server.address[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close_all()
+
+
+def _consumer(bootstrap: str) -> Consumer:
+    return Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"vigil-test-{uuid.uuid4()}", "enable.auto.commit": False}
+    )
+
+
+def _ends(bootstrap: str, topic: str) -> Offsets:
+    consumer = _consumer(bootstrap)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    finally:
+        consumer.close()
+
+
+def _read(bootstrap: str, topic: str, start: Offsets, end: Offsets, keys: set[bytes]) -> list[tuple[bytes, bytes]]:
+    """(key, value) of every message in [start, end) per partition whose key is one of `keys`."""
+    consumer = _consumer(bootstrap)
+    wanted = {p: end[p] for p in end if end[p] > start.get(p, 0)}
+    out: list[tuple[bytes, bytes]] = []
+    try:
+        consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in wanted])
+        deadline = time.monotonic() + 60
+        while wanted and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=500, timeout=1):
+                assert message.error() is None, message.error()
+                partition, offset, key = message.partition(), message.offset(), message.key()
+                assert partition is not None
+                assert offset is not None
+                if partition in wanted and offset < wanted[partition]:
+                    if key is not None and key in keys:
+                        assert partition == (murmur2(key) & 0x7FFFFFFF) % len(end), f"{topic}: {key!r} misplaced"
+                        out.append((key, message.value() or b""))
+                    if offset + 1 >= wanted[partition]:
+                        del wanted[partition]
+        assert not wanted, f"could not read {topic} partitions {sorted(wanted)} to their end in 60 s"
+    finally:
+        consumer.close()
+    return out
+
+
+def _csv(rows: list[str]) -> bytes:
+    return ("timestamp,sensor_id,value\n" + "\n".join(rows) + "\n").encode()
+
+
+def _age(path: Path) -> None:
+    old = time.time() - 600  # settled long ago: ready on first sight
+    os.utime(path, (old, old))
+
+
+def test_one_pass_sends_exactly_and_a_restart_sends_nothing(
+    kafka: str, ftp_drop: tuple[Path, int], tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    gateway = f"files-it-{run}"
+    a, b, c, d = (uuid.uuid4() for _ in range(4))
+    t0 = (int(time.time()) - 3600) * 1_000_000
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+
+    # CSV: 25 readings of a, 12 of b (10 per package: 3 + 2 packages) and one bad row on physical line 5.
+    rows = [f"{t0 + i * 100_000},{x},{20 + i / 10}" for x, n in ((a, 25), (b, 12)) for i in range(n)]
+    rows.insert(3, f"{t0},{a},warm")
+    csv_name = f"plant-{run}.csv"
+    (inbox / csv_name).write_bytes(_csv(rows))
+    # Parquet: 21 readings of c with timestamp[us, UTC] (3 packages).
+    parquet_name = f"plant-{run}.parquet"
+    times = pa.array([t0 + i * 1000 for i in range(21)], pa.timestamp("us", tz="UTC"))
+    table = pa.table({"timestamp": times, "sensor_id": [str(c)] * 21, "value": pa.array([1.5] * 21, pa.float64())})
+    pq.write_table(table, inbox / parquet_name)
+    # FTP: 7 readings of d (1 package).
+    folder, port = ftp_drop
+    ftp_name = f"remote-{run}.csv"
+    (folder / ftp_name).write_bytes(_csv([f"{t0 + i * 1000},{d},{i}" for i in range(7)]))
+    for path in (inbox / csv_name, inbox / parquet_name, folder / ftp_name):
+        _age(path)
+
+    settings = FilesSettings(
+        data_dir=tmp_path / "data",
+        watch_dir=inbox,
+        samples_per_package=10,
+        gateway_id=gateway,
+        ftp_host="127.0.0.1",
+        ftp_port=port,
+        ftp_user="vigil",
+        ftp_password="secret",  # pydantic turns it into a SecretStr
+        ftp_dir="/drop",
+        kafka_bootstrap=kafka,
+    )
+    sensor_keys = {str(s).encode() for s in (a, b, c, d)}
+    file_keys = {n.encode() for n in (csv_name, parquet_name, ftp_name)}
+    before = {t: _ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
+
+    pickup = Pickup(settings)
+    summary = pickup.run_once()
+
+    middle = {t: _ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
+    assert {(f.name, f.outcome) for f in summary.files} == {
+        (csv_name, "ingested"),
+        (parquet_name, "ingested"),
+        (ftp_name, "ingested"),
+    }
+    packages = [
+        EdgePackage.from_wire(v) for _, v in _read(kafka, PACKAGES, before[PACKAGES], middle[PACKAGES], sensor_keys)
+    ]
+    assert len(packages) == summary.packages == 3 + 2 + 3 + 1
+    assert {p.gateway_id for p in packages} == {gateway}
+    per_sensor = {s: sum(len(p.samples.t) for p in packages if p.sensor_id == s and p.samples) for s in (a, b, c, d)}
+    assert per_sensor == {a: 25, b: 12, c: 21, d: 7}
+    letters = [
+        avro_codec.decode(DeadLetter, v)
+        for _, v in _read(kafka, DEADLETTER, before[DEADLETTER], middle[DEADLETTER], file_keys)
+    ]
+    [letter] = [x for x in letters if x.gateway_id == gateway]
+    assert (letter.reason, letter.stage, letter.field) == (ReasonCode.BAD_ROW, "files", "line 5")
+    assert letter.source_topic == f"file:{csv_name}"
+    assert f"{csv_name} line 5" in letter.detail
+    assert letter.original == f"{t0},{a},warm".encode()
+
+    # Second pass of the same object, then a fresh one on the same ledger (a restart) with a copy re-dropped.
+    assert pickup.run_once().files == []
+    pickup.close()
+    (inbox / csv_name).write_bytes(_csv(rows))
+    _age(inbox / csv_name)
+    restarted = Pickup(settings)
+    again = restarted.run_once()
+    restarted.close()
+    assert [(f.name, f.outcome) for f in again.files] == [(csv_name, "duplicate")]
+    assert again.known == 1  # the FTP file, still on the server
+
+    after = {t: _ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
+    assert _read(kafka, PACKAGES, middle[PACKAGES], after[PACKAGES], sensor_keys) == []
+    assert _read(kafka, DEADLETTER, middle[DEADLETTER], after[DEADLETTER], file_keys) == []

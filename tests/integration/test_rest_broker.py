@@ -1,0 +1,276 @@
+"""The REST broker over real HTTPS against the real Kafka and MinIO that `make up` started."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+
+import httpx
+import pytest
+from minio import Minio
+
+from connectors.rest.claims import ClaimStore
+from contracts import AuditEvent, AuditOutcome, EdgePackage
+from contracts import avro as avro_codec
+from infra.rest_broker import Broker
+from infra.settings import InfraSettings
+from tests.integration.rest_support import ends, package, read_since
+
+pytestmark = pytest.mark.integration
+PACKAGES = "edge.packages.v1"
+
+
+def _minio(settings: InfraSettings) -> Minio:
+    return Minio(
+        settings.minio_endpoint,
+        access_key=settings.minio_root_user,
+        secret_key=settings.minio_root_password.get_secret_value(),
+        secure=False,
+    )
+
+
+def _error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body: dict[str, object] = response.json()
+    assert body["error"] == code, body
+    assert "Traceback" not in response.text
+    return body
+
+
+def test_a_package_round_trips_with_provenance(
+    platform: InfraSettings, broker: Broker, gateway: tuple[str, str]
+) -> None:
+    gateway_id, token = gateway
+    doc = package(gateway_id)
+    raw = json.dumps(doc).encode()
+    with broker.client(token) as client:
+        response = client.post(f"/topic/{PACKAGES}", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 202, response.text
+    [placed] = response.json()["packages"]
+    assert placed["package_id"] == doc["package_id"]
+    since = {placed["partition"]: placed["offset"]}
+    [message] = [m for m in read_since(platform, PACKAGES, since) if m.offset() == placed["offset"]]
+    assert message.value() == raw  # byte for byte as sent
+    assert message.key() == doc["sensor_id"].encode()
+    headers = dict(message.headers() or [])
+    assert headers["vigil-principal"] == gateway_id.encode()
+    assert headers["vigil-client"] == b"127.0.0.1"
+    assert headers["vigil-request-id"] == response.headers["x-request-id"].encode()
+    received = datetime.fromisoformat(headers["vigil-received-at"].decode())
+    assert abs((datetime.now(UTC) - received).total_seconds()) < 60
+
+
+def test_a_batch_is_written_whole(platform: InfraSettings, broker: Broker, gateway: tuple[str, str]) -> None:
+    gateway_id, token = gateway
+    docs = [package(gateway_id) for _ in range(3)]
+    with broker.client(token) as client:
+        response = client.post(f"/topic/{PACKAGES}", json=docs)
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 3
+    offsets = {(p["partition"], p["offset"]): p["package_id"] for p in response.json()["packages"]}
+    since = {p: min(o for (pp, o) in offsets if pp == p) for p, _ in offsets}
+    written = {
+        (m.partition(), m.offset()): EdgePackage.from_wire(m.value() or b"").package_id
+        for m in read_since(platform, PACKAGES, since)
+        if (m.partition(), m.offset()) in offsets
+    }
+    assert {k: str(v) for k, v in written.items()} == offsets
+
+
+def test_a_package_of_another_gateway_is_refused_and_nothing_is_written(
+    platform: InfraSettings, broker: Broker, gateway: tuple[str, str]
+) -> None:
+    _, token = gateway
+    own, other = package(gateway[0]), package("gw-someone-else")
+    before = ends(platform, PACKAGES)
+    with broker.client(token) as client:
+        response = client.post(f"/topic/{PACKAGES}", json=[own, other])
+    body = _error(response, 403, "gateway_forbidden")
+    assert "gw-someone-else" in str(body["detail"])
+    written = read_since(platform, PACKAGES, before)
+    ids = {own["package_id"].encode(), other["package_id"].encode()}
+    assert not [m for m in written if any(i in (m.value() or b"") for i in ids)]
+
+
+def test_authentication_failures(broker: Broker, gateway: tuple[str, str]) -> None:
+    doc = package(gateway[0])
+    with broker.client() as anonymous:
+        _error(anonymous.post(f"/topic/{PACKAGES}", json=doc), 401, "unauthenticated")
+    with broker.client("vgl_0000_not-a-token") as forged:
+        _error(forged.post(f"/topic/{PACKAGES}", json=doc), 401, "invalid_token")
+    temporary = broker.token(f"gw-temp-{uuid.uuid4().hex[:4]}", "--role", "gateway", "--gateway", gateway[0])
+    with broker.client(temporary) as client:
+        assert client.post(f"/topic/{PACKAGES}", json=package(gateway[0])).status_code == 202
+        token_id = temporary.split("_")[1]
+        assert broker.cli("token", "revoke", token_id).returncode == 0
+        listed = [json.loads(line) for line in broker.cli("token", "list", "--json").stdout.splitlines()]
+        [revoked] = [t for t in listed if t["token_id"] == token_id]
+        assert revoked["revoked_at"] is not None
+        _error(client.post(f"/topic/{PACKAGES}", json=package(gateway[0])), 401, "invalid_token")
+
+
+def test_topic_rules(broker: Broker, gateway: tuple[str, str]) -> None:
+    reader = broker.token(f"app-{uuid.uuid4().hex[:4]}", "--role", "app", "--topic", "edge.metadata.v1")
+    with broker.client(gateway[1]) as client:
+        _error(client.post("/topic/no.such.topic", json=package(gateway[0])), 404, "unknown_topic")
+        _error(client.post("/topic/alerts.v1", json=package(gateway[0])), 404, "unknown_topic")
+        listed = client.get("/topics").json()
+        assert [t["name"] for t in listed["topics"]] == [PACKAGES]
+        assert listed["principal"] == gateway[0]
+    with broker.client(reader) as client:
+        _error(client.post(f"/topic/{PACKAGES}", json=package(gateway[0])), 403, "topic_forbidden")
+        assert client.get("/topics").json()["topics"] == []
+
+
+def test_bad_bodies_get_422_naming_the_field(broker: Broker, gateway: tuple[str, str]) -> None:
+    with broker.client(gateway[1]) as client:
+        _error(
+            client.post(f"/topic/{PACKAGES}", content=b"{not json", headers={"content-type": "application/json"}),
+            422,
+            "malformed_json",
+        )
+        bad = package(gateway[0])
+        bad["samples"]["v"] = bad["samples"]["v"][:-1]
+        body = _error(client.post(f"/topic/{PACKAGES}", json=[package(gateway[0]), bad]), 422, "length_mismatch")
+        assert str(body["field"]).startswith("[1]")
+        naive = package(gateway[0], sent_at="2026-11-23T08:00:01")
+        body = _error(client.post(f"/topic/{PACKAGES}", json=naive), 422, "naive_datetime")
+        assert body["field"] == "sent_at"
+        nan = json.dumps(package(gateway[0])).replace('"v": [0.0', '"v": [NaN', 1)
+        body = _error(client.post(f"/topic/{PACKAGES}", content=nan.encode()), 422, "non_finite_value")
+        assert "samples" in str(body["field"])
+        _error(client.post(f"/topic/{PACKAGES}", json=[]), 422, "empty_batch")
+
+
+def test_limits(broker: Broker, gateway: tuple[str, str]) -> None:
+    with broker.client(gateway[1]) as client:
+        _error(client.post(f"/topic/{PACKAGES}", content=b"x" * (3 * 1024 * 1024)), 413, "too_large")
+        _error(client.post(f"/topic/{PACKAGES}", json=[package(gateway[0], samples=2)] * 51), 413, "batch_too_large")
+
+        def slow() -> Iterator[bytes]:
+            yield b'{"package_id": '
+            time.sleep(4.5)  # longer than VIGIL_REST_REQUEST_TIMEOUT_S=3
+            yield b'"x"}'
+
+        _error(client.post(f"/topic/{PACKAGES}", content=slow()), 504, "timeout")
+    limited = broker.token(f"gw-rate-{uuid.uuid4().hex[:4]}", "--role", "gateway")
+    with broker.client(limited) as client:
+        statuses = [client.get("/topics").status_code for _ in range(40)]  # burst 20, 20/s
+    assert statuses[:20] == [200] * 20
+    assert 429 in statuses
+    with broker.client(limited) as client:
+        time.sleep(1.5)
+        refused = [r for r in (client.get("/topics") for _ in range(25)) if r.status_code == 429]
+    assert refused
+    assert int(refused[0].headers["retry-after"]) >= 1
+
+
+def test_an_attachment_travels_by_claim_check(
+    platform: InfraSettings, broker: Broker, gateway: tuple[str, str]
+) -> None:
+    gateway_id, token = gateway
+    data = os.urandom(1024 * 1024 + 3)
+    doc = package(gateway_id)
+    del doc["samples"]
+    app = broker.token(f"app-{uuid.uuid4().hex[:4]}", "--role", "app")
+    with broker.client(token) as client:
+        wrong = client.post(
+            f"/topic/{PACKAGES}",
+            data={"package": json.dumps(doc), "sha256": "0" * 64},
+            files={"file": ("vib.wav", data, "audio/wav")},
+        )
+        _error(wrong, 422, "hash_mismatch")
+        response = client.post(
+            f"/topic/{PACKAGES}",
+            data={"package": json.dumps(doc), "sha256": hashlib.sha256(data).hexdigest()},
+            files={"file": ("vib.wav", data, "audio/wav")},
+        )
+    assert response.status_code == 202, response.text
+    claim = response.json()["claim"]
+    [placed] = response.json()["packages"]
+    [message] = [
+        m
+        for m in read_since(platform, PACKAGES, {placed["partition"]: placed["offset"]})
+        if m.offset() == placed["offset"]
+    ]
+    sent = EdgePackage.from_wire(message.value() or b"")
+    assert sent.claim is not None
+    assert (sent.claim.uri, sent.claim.sha256, sent.claim.bytes) == (
+        claim["uri"],
+        hashlib.sha256(data).hexdigest(),
+        len(data),
+    )
+    with broker.client(broker.token(f"gw-other-{uuid.uuid4().hex[:4]}", "--role", "gateway")) as other:
+        _error(other.get(f"/claims/{claim['claim_id']}"), 403, "claim_forbidden")
+    with broker.client(app) as client:
+        redeemed = client.get(f"/claims/{claim['claim_id']}")
+        assert redeemed.status_code == 200
+        assert redeemed.content == data
+        assert redeemed.headers["x-vigil-sha256"] == hashlib.sha256(data).hexdigest()
+        deadline = time.monotonic() + 10
+        while client.get(f"/claims/{claim['claim_id']}").status_code != 404:  # deleted after the claim
+            assert time.monotonic() < deadline, "the claimed object was not deleted"
+            time.sleep(0.2)
+
+
+def test_expired_claims_are_refused_and_swept(platform: InfraSettings, broker: Broker) -> None:
+    store = ClaimStore(_minio(platform), "raw-blobs")
+    common = {
+        "media_type": "text/plain",
+        "owner": "test",
+        "filename": "a.txt",
+        "delete_after_claim": False,
+        "expected_sha256": None,
+    }
+    expired = store.put(BytesIO(b"old"), ttl=timedelta(seconds=-1), **common)  # type: ignore[arg-type]
+    kept = store.put(BytesIO(b"new"), ttl=timedelta(days=1), **common)  # type: ignore[arg-type]
+    app = broker.token(f"app-{uuid.uuid4().hex[:4]}", "--role", "app")
+    with broker.client(app) as client:
+        _error(client.get(f"/claims/{expired.claim_id}"), 410, "claim_expired")
+        _error(client.get(f"/claims/{expired.claim_id}"), 404, "unknown_claim")  # deleted on the refusal
+        swept = ClaimStore(_minio(platform), "raw-blobs").sweep(now=datetime.now(UTC) + timedelta(days=2))
+        assert kept.claim_id in swept
+        _error(client.get(f"/claims/{kept.claim_id}"), 404, "unknown_claim")
+
+
+def test_every_request_is_audited_without_its_data(
+    platform: InfraSettings, broker: Broker, gateway: tuple[str, str]
+) -> None:
+    since = ends(platform, "audit.v1")
+    doc = package(gateway[0])
+    with broker.client(gateway[1]) as client:
+        ok = client.post(f"/topic/{PACKAGES}", json=doc)
+        refused = client.post("/topic/no.such.topic", json=doc)
+    wanted = {
+        ok.headers["x-request-id"]: (202, AuditOutcome.ACCEPTED),
+        refused.headers["x-request-id"]: (404, AuditOutcome.REJECTED),
+    }
+    deadline = time.monotonic() + 20
+    found: dict[str, AuditEvent] = {}
+    while len(found) < 2 and time.monotonic() < deadline:
+        for m in read_since(platform, "audit.v1", since):
+            assert doc["package_id"].encode() not in (m.value() or b"")
+            event = avro_codec.decode(AuditEvent, m.value() or b"")
+            if event.request_id in wanted:
+                found[event.request_id] = event
+        time.sleep(0.5)
+    assert {k: (e.status, e.outcome) for k, e in found.items()} == wanted
+    event = found[ok.headers["x-request-id"]]
+    assert (event.principal, event.topic, event.route, event.messages) == (gateway[0], PACKAGES, "/topic/{topic}", 1)
+    assert event.request_bytes > 0
+    assert found[refused.headers["x-request-id"]].reason == "unknown_topic"
+
+
+def test_metrics_count_requests(broker: Broker, gateway: tuple[str, str]) -> None:
+    with broker.client(gateway[1]) as client:
+        client.get("/topics")
+        text = client.get("/metrics").text
+    assert 'vigil_rest_requests_total{method="GET",route="/topics",status="200"}' in text
+    assert "vigil_rest_produce_seconds_bucket" in text

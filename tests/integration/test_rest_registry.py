@@ -1,0 +1,97 @@
+"""The metadata registry over HTTPS: JSON-LD in and out, search, SPARQL, and the compacted topic behind it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts import SensorDescription
+from infra.rest_broker import Broker
+from infra.settings import InfraSettings
+from tests.integration.rest_support import ends, read_since
+
+pytestmark = pytest.mark.integration
+EXAMPLE = Path(__file__).resolve().parents[2] / "contracts" / "examples" / "sensor_description.json"
+
+
+def _sensor(machine: str, site: str, label: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(EXAMPLE.read_text())
+    doc["sensor_id"] = str(uuid.uuid4())
+    doc["context"] = {**doc["context"], "machine_id": machine, "site": site}
+    doc["label"] = {"en": label, "de": f"{label} (de)"}
+    return doc
+
+
+@pytest.fixture(scope="module")
+def registrar(broker: Broker) -> str:
+    return broker.token(f"ops-{uuid.uuid4().hex[:4]}", "--role", "admin", "--topic", "edge.metadata.v1")
+
+
+def test_put_then_get_keeps_extensions_and_languages(platform: InfraSettings, broker: Broker, registrar: str) -> None:
+    doc = _sensor(f"press-{uuid.uuid4().hex[:6]}", "plant-rest", "Main bearing temperature")
+    since = ends(platform, "edge.metadata.v1")
+    with broker.client(registrar) as client:
+        put = client.put(f"/sensors/{doc['sensor_id']}", json=doc)
+        assert put.status_code == 200, put.text
+        assert put.headers["content-type"].startswith("application/ld+json")
+        got = client.get(f"/sensors/{doc['sensor_id']}").json()
+    assert "https://w3id.org/vigil/contexts/v1.jsonld" in json.dumps(got["@context"])
+    assert got["label"] == doc["label"]
+    assert got["schema:manufacturer"] == "Acme Sensors"
+    assert "2027-06-01" in json.dumps(got)  # the ex: extension, kept (as a full IRI)
+    published = [m for m in read_since(platform, "edge.metadata.v1", since) if m.key() == doc["sensor_id"].encode()]
+    assert len(published) == 1
+    assert SensorDescription.model_validate_json(published[0].value() or b"").sensor_id == uuid.UUID(doc["sensor_id"])
+
+
+def test_put_refusals(broker: Broker, registrar: str, gateway: tuple[str, str]) -> None:
+    doc = _sensor("press-x", "plant-rest", "x")
+    with broker.client(registrar) as client:
+        mismatch = client.put(f"/sensors/{uuid.uuid4()}", json=doc)
+        assert (mismatch.status_code, mismatch.json()["error"]) == (422, "id_mismatch")
+        bad = client.put(f"/sensors/{doc['sensor_id']}", json={**doc, "@context": "https://example.org/other.jsonld"})
+        assert (bad.status_code, bad.json()["error"], bad.json()["field"]) == (422, "unknown_context", "@context")
+        assert client.get(f"/sensors/{uuid.uuid4()}").status_code == 404
+    with broker.client(gateway[1]) as client:  # a gateway token without edge.metadata.v1
+        assert client.put(f"/sensors/{doc['sensor_id']}", json=doc).status_code == 403
+
+
+def test_search_truncates_with_a_warning(broker: Broker, registrar: str) -> None:
+    site = f"site-{uuid.uuid4().hex[:6]}"
+    docs = [_sensor(f"mill-{i}", site, f"Spindle vibration {i}") for i in range(4)]
+    with broker.client(registrar) as client:
+        for doc in docs:
+            assert client.put(f"/sensors/{doc['sensor_id']}", json=doc).status_code == 200
+        everything = client.get("/sensors", params={"q": site}).json()
+        assert (everything["total"], everything["truncated"], len(everything["items"])) == (4, False, 4)
+        few = client.get("/sensors", params={"q": site, "limit": 2}).json()
+        assert (few["total"], few["truncated"], len(few["items"])) == (4, True, 2)
+        assert "4" in few["warning"]
+        one = client.get("/sensors", params={"q": f"{site} mill-3"}).json()
+        assert [d["sensor_id"] for d in one["items"]] == [docs[3]["sensor_id"]]
+        by_label = client.get("/sensors", params={"q": f"{site} spindle"}).json()
+        assert by_label["total"] == 4
+
+
+def test_sparql_finds_a_sensor_by_its_machine(broker: Broker, registrar: str) -> None:
+    machine = f"press-{uuid.uuid4().hex[:6]}"
+    doc = _sensor(machine, "plant-rest", "Main bearing temperature")
+    sparql = f"""
+        PREFIX sosa: <http://www.w3.org/ns/sosa/>
+        PREFIX ssn:  <http://www.w3.org/ns/ssn/>
+        SELECT ?sensor ?quantity WHERE {{
+          ?sensor a sosa:Sensor ; sosa:observes ?quantity ; ssn:hasDeployment/sosa:isHostedBy "{machine}" .
+        }}"""
+    with broker.client(registrar) as client:
+        assert client.put(f"/sensors/{doc['sensor_id']}", json=doc).status_code == 200
+        answer = client.get("/sparql", params={"query": sparql}).json()
+        posted = client.post("/sparql", data={"query": sparql}).json()
+        refused = client.post("/sparql", data={"query": "DELETE WHERE { ?s ?p ?o }"})
+    assert answer["head"]["vars"] == ["sensor", "quantity"]
+    assert [b["sensor"]["value"] for b in answer["results"]["bindings"]] == [f"urn:uuid:{doc['sensor_id']}"]
+    assert posted == answer
+    assert (refused.status_code, refused.json()["error"]) == (400, "bad_sparql")

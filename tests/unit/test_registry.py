@@ -1,0 +1,340 @@
+"""Metadata registry core: JSON-LD acceptance and rendering, the in-memory store and search, SPARQL."""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyld import jsonld
+
+from connectors.registry import (
+    DocumentError,
+    Registry,
+    SparqlError,
+    accept,
+    ask,
+    canonical,
+    query,
+    render,
+)
+from contracts import CONTEXT_V1, SensorDescription
+from contracts.jsonld import frozen_document_loader
+
+pytestmark = pytest.mark.unit
+
+EXAMPLES = Path(__file__).parents[2] / "contracts" / "examples"
+EXAMPLE: dict[str, Any] = json.loads((EXAMPLES / "sensor_description.json").read_text())
+INVALID_SENSORS = sorted((EXAMPLES / "invalid").glob("sensor_*.json"))
+
+# Example for the docs: find sensors by the machine (asset) they are deployed on. The Vigil
+# context maps `context` to ssn:hasDeployment and `machine_id` to sosa:isHostedBy; the PREFIX
+# lines are optional (the Vigil context's prefixes are predeclared). Match plain literals
+# ("press-01"), not "press-01"^^xsd:string.
+SENSORS_ON_MACHINE = """
+PREFIX sosa: <http://www.w3.org/ns/sosa/>
+PREFIX ssn:  <http://www.w3.org/ns/ssn/>
+PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
+SELECT ?sensor ?quantity ?label WHERE {
+  ?sensor a sosa:Sensor ;
+          sosa:observes ?quantity ;
+          rdfs:label ?label ;
+          ssn:hasDeployment/sosa:isHostedBy "press-01" .
+  FILTER(langMatches(lang(?label), "en"))
+}
+ORDER BY ?sensor
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to open a connection (e.g. to fetch a JSON-LD context) fails the test."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def sensor(
+    machine: str = "press-01", site: str = "plant-a", quantity: str = "temperature", **labels: str
+) -> dict[str, Any]:
+    document = copy.deepcopy(EXAMPLE)
+    document["sensor_id"] = str(uuid.uuid4())
+    document["context"]["machine_id"] = machine
+    document["context"]["site"] = site
+    document["quantity"] = quantity
+    if labels:
+        document["label"] = labels
+    return document
+
+
+# --- documents ---------------------------------------------------------------
+
+
+def test_example_round_trips() -> None:
+    description, extras = accept(EXAMPLE)
+    document = render(description, extras)
+    assert document["@context"] == CONTEXT_V1
+    assert document == canonical(EXAMPLE)
+    assert canonical(document) == document  # the rendered form is already canonical
+    assert accept(document) == (description, extras)
+    assert SensorDescription.from_wire(json.dumps(document)) == description  # valid on edge.metadata.v1
+
+
+def test_extras_from_other_vocabularies_are_preserved() -> None:
+    document = copy.deepcopy(EXAMPLE)
+    document["@context"] = [CONTEXT_V1, {"ex": "https://example.org/plant#", "mfr": "http://schema.org/brand"}]
+    document["http://schema.org/manufacturer"] = "ACME"
+    document["mfr"] = "Acme Group"
+    document["ex:note"] = {"@value": "Lager tauschen", "@language": "de"}
+
+    description, extras = accept(document)
+
+    assert extras == {
+        "schema:manufacturer": "Acme Sensors",  # `schema` is a Vigil prefix: stays compact
+        "https://example.org/plant#calibrationDue": "2027-06-01",  # a client prefix becomes the full IRI
+        "http://schema.org/manufacturer": "ACME",
+        "http://schema.org/brand": "Acme Group",
+        "https://example.org/plant#note": {"@value": "Lager tauschen", "@language": "de"},
+    }
+    assert description.extensions == extras
+    rendered = render(description, extras)
+    assert {k: rendered[k] for k in extras} == extras
+    assert accept(rendered) == (description, extras)
+
+
+def test_labels_in_several_languages_survive() -> None:
+    description, extras = accept(EXAMPLE)
+    rendered = render(description, extras)
+    assert rendered["label"] == EXAMPLE["label"]
+    assert rendered["context"]["machine_label"] == {"en": "Hydraulic press 1", "de": "Hydraulikpresse 1"}
+    # The same labels as @language value objects under the property IRI land in the language map.
+    document = copy.deepcopy(EXAMPLE)
+    del document["label"]
+    document["rdfs:label"] = [{"@value": text, "@language": lang} for lang, text in EXAMPLE["label"].items()]
+    assert accept(document)[0].label == EXAMPLE["label"]
+
+
+def test_expanded_form_compacts_to_the_same_document() -> None:
+    expanded = jsonld.expand(copy.deepcopy(EXAMPLE), {"documentLoader": frozen_document_loader})
+    assert "@context" not in expanded[0]
+    assert render(*accept(expanded)) == render(*accept(EXAMPLE))
+    assert render(*accept(expanded[0])) == render(*accept(EXAMPLE))
+
+
+def test_foreign_context_with_untyped_values_compacts_to_the_same_document() -> None:
+    """A client's own terms for Vigil's properties, without Vigil's datatypes, still mean the Vigil fields."""
+    expected = render(*accept({k: v for k, v in EXAMPLE.items() if not k.startswith(("schema:", "ex:"))}))
+    ctx = {
+        "sosa": "http://www.w3.org/ns/sosa/",
+        "ssn": "http://www.w3.org/ns/ssn/",
+        "s": "https://schema.org/",
+        "v": "https://w3id.org/vigil/v1#",
+        "name": {"@id": "http://www.w3.org/2000/01/rdf-schema#label", "@container": "@language"},
+    }
+    document = {
+        "@context": ctx,
+        "@type": "sosa:Sensor",
+        "sosa:madeBySensor": EXAMPLE["sensor_id"],
+        "name": EXAMPLE["label"],
+        "sosa:observes": "temperature",
+        "http://qudt.org/schema/qudt/unit": "degC",
+        "http://www.w3.org/ns/ssn/systems/Frequency": 10.0,
+        "http://www.w3.org/ns/ssn/systems/MeasurementRange": {"s:minValue": -40.0, "s:maxValue": 150.0},
+        "v:thresholds": {"v:warningHigh": 80.0, "v:criticalHigh": 95.0},
+        "ssn:hasDeployment": {
+            "sosa:isHostedBy": "press-01",
+            "v:machineLabel": [
+                {"@value": "Hydraulic press 1", "@language": "en"},
+                {"@value": "Hydraulikpresse 1", "@language": "de"},
+            ],
+            "v:machineKind": "hydraulic_press",
+            "v:locationOnMachine": "main bearing, drive side",
+            "s:location": "plant-a",
+            "v:purpose": "bearing wear monitoring",
+            "v:status": "active",
+        },
+        "s:dateModified": "2026-11-20T09:30:00Z",
+    }
+    assert render(*accept(document)) == expected
+
+
+def test_unknown_context_url_is_rejected_without_fetching_it() -> None:
+    document = {**EXAMPLE, "@context": "https://example.org/contexts/other.jsonld"}
+    with pytest.raises(DocumentError) as caught:
+        accept(document)
+    assert caught.value.reason == "unknown_context"
+    assert caught.value.field == "@context"
+    assert "https://example.org/contexts/other.jsonld" in caught.value.detail
+
+
+@pytest.mark.parametrize("path", INVALID_SENSORS, ids=lambda p: p.stem)
+def test_invalid_examples_are_rejected_naming_the_field(path: Path) -> None:
+    case = json.loads(path.read_text())
+    with pytest.raises(DocumentError) as caught:
+        accept(case["document"])
+    assert caught.value.reason == "schema_violation"
+    assert caught.value.field is not None
+    assert caught.value.field.split(".")[0] == case["expect"]["field"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "field"),
+    [
+        ({"sampling_rate_hz": float("nan")}, "non_finite_value", "sampling_rate_hz"),
+        ({"vigil:colour": "red"}, "schema_violation", "vigil:colour"),
+        ({"@id": "urn:example:sensor"}, "schema_violation", "@id"),
+        ({"sosa:observes": {"@value": "temperature", "@language": "en"}}, "schema_violation", "quantity"),
+        ({"@context": [CONTEXT_V1, {"label": "http://example.org/label"}]}, "schema_violation", "@context"),
+    ],
+    ids=["nan", "unknown-vigil-term", "foreign-id", "mistyped-vigil-property", "redefines-protected-term"],
+)
+def test_contract_violations_name_reason_and_field(change: dict[str, Any], reason: str, field: str) -> None:
+    document = {k: v for k, v in EXAMPLE.items() if not (k == "quantity" and "sosa:observes" in change)}
+    with pytest.raises(DocumentError) as caught:
+        accept({**document, **change})
+    assert (caught.value.reason, caught.value.field) == (reason, field)
+    assert caught.value.detail
+
+
+def test_non_object_is_malformed() -> None:
+    with pytest.raises(DocumentError) as caught:
+        accept("not a document")  # type: ignore[arg-type]
+    assert caught.value.reason == "malformed_json"
+
+
+# --- store -------------------------------------------------------------------
+
+
+def test_put_get_replace_and_tombstone() -> None:
+    registry = Registry()
+    description, extras = accept(EXAMPLE)
+    sensor_id = description.sensor_id
+    assert registry.get(sensor_id) is None
+    assert not registry.is_deleted(sensor_id)
+
+    entry = registry.put(description, extras)
+    assert registry.get(sensor_id) == entry
+    assert entry.document() == render(description, extras)
+    version = registry.version
+
+    updated = registry.put_document({**EXAMPLE, "unit": "K"})
+    assert registry.get(sensor_id) == updated
+    assert len(registry) == 1
+    assert registry.version > version
+
+    assert registry.delete(sensor_id)
+    assert registry.get(sensor_id) is None
+    assert registry.is_deleted(sensor_id)
+    assert not registry.delete(sensor_id)
+
+    registry.put(description, extras)
+    assert not registry.is_deleted(sensor_id)
+
+
+def test_apply_record_replays_the_metadata_topic() -> None:
+    registry = Registry()
+    description, _ = accept(EXAMPLE)
+    key = str(description.sensor_id).encode()
+    entry = registry.apply_record(key, description.to_wire())
+    assert entry is not None
+    assert entry.extras == description.extensions
+    registry.apply_record(key, None)
+    assert registry.is_deleted(description.sensor_id)
+    with pytest.raises(ValueError, match="differs"):
+        registry.apply_record(str(uuid.uuid4()).encode(), description.to_wire())
+
+
+def test_search_matches_ids_site_quantity_and_labels_in_any_language() -> None:
+    registry = Registry()
+    bearing = registry.put_document(sensor("press-01", "plant-a", "temperature", en="Bearing", de="Lager"))
+    spindle = registry.put_document(sensor("mill-07", "plant-b", "acceleration", en="Spindle vibration"))
+
+    def ids(q: str) -> set[uuid.UUID]:
+        return {e.sensor_id for e in registry.search(q, 10).items}
+
+    assert ids("PRESS-01") == {bearing.sensor_id}
+    assert ids("plant-b") == {spindle.sensor_id}
+    assert ids("acceleration") == {spindle.sensor_id}
+    assert ids("lager") == {bearing.sensor_id}  # German label
+    assert ids("hydraulikpresse") == {bearing.sensor_id, spindle.sensor_id}  # machine label (copied example)
+    assert ids("plant temperature") == {bearing.sensor_id}  # every word must match
+    assert ids("nothing-like-this") == set()
+    assert ids("") == {bearing.sensor_id, spindle.sensor_id}
+
+
+def test_search_truncates_with_a_warning() -> None:
+    registry = Registry()
+    for i in range(12):
+        registry.put_document(sensor(f"press-{i:02d}"))
+    registry.put_document(sensor("mill-01", quantity="pressure"))
+
+    result = registry.search("press", limit=5)
+
+    assert result.total == 13
+    assert result.truncated
+    assert [e.description.context.machine_id for e in result.items] == [
+        "mill-01",
+        *(f"press-{i:02d}" for i in range(4)),
+    ]
+    assert result.warning is not None
+    assert "13" in result.warning
+    assert "first 5" in result.warning
+    assert "narrow" in result.warning.casefold()
+    assert registry.search("press", limit=5) == result  # stable
+    complete = registry.search("mill", limit=5)
+    assert (complete.total, complete.truncated, complete.warning) == (1, False, None)
+    with pytest.raises(ValueError, match="limit"):
+        registry.search("press", limit=0)
+
+
+# --- SPARQL ------------------------------------------------------------------
+
+
+def test_sparql_finds_a_sensor_by_its_machine() -> None:
+    registry = Registry()
+    wanted = registry.put_document(EXAMPLE)
+    registry.put_document(sensor("mill-07", quantity="acceleration", en="Spindle vibration"))
+
+    variables, rows = query(registry, SENSORS_ON_MACHINE)
+
+    assert variables == ["sensor", "quantity", "label"]
+    assert rows == [(f"urn:uuid:{wanted.sensor_id}", "temperature", "Main bearing temperature")]
+
+
+def test_sparql_sees_extras_and_rebuilds_after_changes() -> None:
+    registry = Registry()
+    entry = registry.put_document(EXAMPLE)
+    by_maker = "SELECT ?s WHERE { ?s schema:manufacturer ?m FILTER(?m = 'Acme Sensors') }"
+    assert query(registry, by_maker)[1] == [(f"urn:uuid:{entry.sensor_id}",)]
+    assert ask(registry, "ASK { ?s sosa:observes 'temperature' }")
+
+    other = registry.put_document({**sensor("press-02"), "schema:manufacturer": "Acme Sensors"})
+    assert len(query(registry, by_maker)[1]) == 2
+    registry.delete(entry.sensor_id)
+    assert query(registry, by_maker)[1] == [(f"urn:uuid:{other.sensor_id}",)]
+
+
+@pytest.mark.parametrize(
+    ("sparql", "message"),
+    [
+        ("INSERT DATA { <urn:a> <urn:b> <urn:c> }", "Update is not allowed"),
+        ("DELETE WHERE { ?s ?p ?o }", "Update is not allowed"),
+        ("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", "expected a SELECT"),
+        ("ASK { ?s ?p ?o }", "use ask()"),
+        ("SELECT * FROM <http://example.org/g> WHERE { ?s ?p ?o }", "FROM"),
+        ("SELECT * WHERE { SERVICE <http://example.org/sparql> { ?s ?p ?o } }", "SERVICE"),
+        ("SELEKT ?s WHERE { ?s ?p ?o }", "syntax error"),
+    ],
+)
+def test_sparql_refuses_what_it_does_not_answer(sparql: str, message: str) -> None:
+    registry = Registry()
+    registry.put_document(EXAMPLE)
+    with pytest.raises(SparqlError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        query(registry, sparql)

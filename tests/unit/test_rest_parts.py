@@ -1,0 +1,96 @@
+"""The REST broker's pure parts: rate limit, token store, certificate, error paths, hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from connectors.rest.claims import digest
+from connectors.rest.errors import loc_path
+from connectors.rest.ratelimit import RateLimiter
+from connectors.rest.tls import ensure_self_signed
+from connectors.rest.tokens import Role, TokenError, TokenStore
+
+pytestmark = pytest.mark.unit
+
+
+def test_rate_limiter_allows_the_burst_then_the_rate() -> None:
+    limiter = RateLimiter(rate=10.0, burst=3)
+    assert [limiter.take("a", 0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.take("a", 0.0) == pytest.approx(0.1)
+    assert limiter.take("b", 0.0) == 0.0  # buckets are per token
+    assert limiter.take("a", 0.1) == 0.0  # one token refilled after 1/rate seconds
+    assert limiter.take("a", 0.1) > 0.0
+    assert [limiter.take("a", 100.0) for _ in range(4)].count(0.0) == 3  # refills up to the burst, not beyond
+
+
+def test_tokens_are_stored_hashed_and_verified(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.sqlite")
+    grant, token = store.issue("gw-a", Role.GATEWAY, ["edge.packages.v1"], ["gw-a"])
+    assert token.startswith(f"vgl_{grant.token_id}_")
+    assert token.split("_", 2)[2].encode() not in (tmp_path / "tokens.sqlite").read_bytes()
+    again = TokenStore(tmp_path / "tokens.sqlite").verify(token)  # a second process sees it
+    assert again is not None
+    assert (again.principal, again.role, again.gateways) == ("gw-a", Role.GATEWAY, ("gw-a",))
+    assert again.may_write("edge.packages.v1")
+    assert not again.may_write("alerts.v1")
+    assert again.may_send_for("gw-a")
+    assert not again.may_send_for("gw-b")
+    assert store.verify(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+    assert store.verify("vgl_nothing_here") is None
+    assert store.verify("Bearer nonsense") is None
+
+
+def test_revoked_token_is_refused_and_listed(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.sqlite")
+    grant, token = store.issue("ops", Role.ADMIN, ["*"], [])
+    store.revoke(grant.token_id)
+    assert store.verify(token) is None
+    [listed] = store.list()
+    assert listed.revoked_at is not None
+    with pytest.raises(TokenError, match="already revoked"):
+        store.revoke(grant.token_id)
+    with pytest.raises(TokenError, match="no token"):
+        store.revoke("deadbeef")
+
+
+def test_gateway_token_needs_a_gateway(tmp_path: Path) -> None:
+    with pytest.raises(TokenError, match="gateway"):
+        TokenStore(tmp_path / "t.sqlite").issue("gw-a", Role.GATEWAY, ["edge.packages.v1"], [])
+
+
+def test_admin_may_send_for_any_gateway(tmp_path: Path) -> None:
+    grant, _ = TokenStore(tmp_path / "t.sqlite").issue("ops", Role.ADMIN, ["*"], [])
+    assert grant.may_send_for("anything")
+    assert grant.may_write("edge.packages.v1")
+
+
+def test_self_signed_certificate_is_made_once_with_a_private_key(tmp_path: Path) -> None:
+    cert, key = tmp_path / "tls" / "rest.crt", tmp_path / "tls" / "rest.key"
+    assert ensure_self_signed(cert, key)
+    assert not ensure_self_signed(cert, key)
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    parsed = x509.load_pem_x509_certificate(cert.read_bytes())
+    names = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+
+
+def test_error_location_is_a_readable_path() -> None:
+    assert loc_path((2, "samples", "v", 4)) == "[2].samples.v[4]"
+    assert loc_path(("window", "start")) == "window.start"
+    assert loc_path(()) == ""
+
+
+def test_digest_reads_in_chunks_and_rewinds() -> None:
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    stream = io.BytesIO(data)
+    sha, md5, size = digest(stream)
+    assert (sha, md5, size) == (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), len(data))
+    assert stream.tell() == 0
