@@ -151,10 +151,13 @@ def list_tokens(as_json: Annotated[bool, typer.Option("--json", help="one JSON o
         for grant in grants:
             print(json.dumps({**dataclasses.asdict(grant), "role": grant.role.value}))
         return
-    table = Table("principal", "role", "topics", "gateways", "created", "revoked", "note")
+    table = Table()
     table.add_column("id", no_wrap=True, min_width=8)
+    for column in ("principal", "role", "topics", "gateways", "created", "revoked", "note"):
+        table.add_column(column)
     for grant in grants:
         table.add_row(
+            grant.token_id,
             grant.principal,
             grant.role.value,
             ",".join(grant.topics),
@@ -162,7 +165,6 @@ def list_tokens(as_json: Annotated[bool, typer.Option("--json", help="one JSON o
             grant.created_at[:19],
             (grant.revoked_at or "")[:19],
             grant.note,
-            grant.token_id,
         )
     console.print(table)
 

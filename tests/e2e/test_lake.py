@@ -235,7 +235,7 @@ def test_nightly_stats_match_numpy_and_a_rerun_changes_nothing(lake_writer: Infr
         return query(
             settings,
             f"SELECT * FROM gold.daily_sensor_stats WHERE date = DATE '{day}' ORDER BY sensor_id",
-        ) + query(settings, f"SELECT * FROM gold.health_scores WHERE date = DATE '{day}' ORDER BY asset_id")
+        ) + query(settings, f"SELECT * FROM gold.health_scores WHERE date = DATE '{day}' ORDER BY site, asset_id")
 
     first = nightly()
     columns = [c[0] for c in query(settings, "DESCRIBE gold.daily_sensor_stats")]
