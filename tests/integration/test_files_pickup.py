@@ -8,7 +8,6 @@ between the end offsets recorded before a pass and those after it.
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,15 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
-from pyftpdlib.servers import FTPServer
 
 from connectors.files.pickup import Pickup
 from connectors.files.settings import FilesSettings
 from contracts import DeadLetter, EdgePackage, ReasonCode
 from contracts import avro as avro_codec
 from infra.settings import InfraSettings
+from tests.ftp_server import ftp_drop_folder
 
 pytestmark = pytest.mark.integration
 
@@ -56,27 +53,8 @@ def kafka(infra_settings: InfraSettings) -> str:
 
 @pytest.fixture
 def ftp_drop(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    """A pyftpdlib server on 127.0.0.1 (random free port) serving a temp folder, in a thread."""
-    root = tmp_path / "ftp"
-    (root / "drop").mkdir(parents=True)
-    authorizer = DummyAuthorizer()
-    authorizer.add_user("vigil", "secret", str(root), perm="elr")
-    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
-    server = FTPServer(("127.0.0.1", 0), handler)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield root / "drop", server.address[1]
-    finally:
-        stop.set()
-        thread.join(5)
-        server.close_all()
+    with ftp_drop_folder(tmp_path / "ftp") as served:
+        yield served
 
 
 def _consumer(bootstrap: str) -> Consumer:

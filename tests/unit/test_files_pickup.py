@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -13,9 +12,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
-from pyftpdlib.servers import FTPServer
 from typer.testing import CliRunner
 
 from connectors.files.cli import app
@@ -27,6 +23,7 @@ from connectors.files.settings import FilesSettings
 from connectors.files.sources import FtpSource, Listing, LocalSource, Settle
 from contracts import DeadLetter, EdgePackage, ReasonCode
 from contracts import avro as avro_codec
+from tests.ftp_server import ftp_drop_folder
 
 pytestmark = pytest.mark.unit
 
@@ -260,27 +257,8 @@ def test_unacknowledged_file_is_not_recorded_and_retried(tmp_path: Path) -> None
 
 @pytest.fixture
 def ftp_root(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    """A pyftpdlib server on 127.0.0.1 (random free port) serving a temp folder, in a thread."""
-    root = tmp_path / "ftp"
-    (root / "drop").mkdir(parents=True)
-    authorizer = DummyAuthorizer()
-    authorizer.add_user("vigil", "secret", str(root), perm="elr")
-    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
-    server = FTPServer(("127.0.0.1", 0), handler)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield root / "drop", server.address[1]
-    finally:
-        stop.set()
-        thread.join(5)
-        server.close_all()
+    with ftp_drop_folder(tmp_path / "ftp") as served:
+        yield served
 
 
 def test_ftp_listing_download_and_pass(ftp_root: tuple[Path, int], tmp_path: Path) -> None:
