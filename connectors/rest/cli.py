@@ -125,6 +125,7 @@ def issue(
     gateway: Annotated[list[str] | None, typer.Option(help="gateway id it may send for (repeat; '*' = any)")] = None,
     note: Annotated[str, typer.Option(help="free text shown in listings")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="print the token as JSON")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the token (for TOKEN=$(...))")] = False,
 ) -> None:
     """Issue a token. It is printed once: only its hash is kept."""
     store = TokenStore(RestSettings().token_db)
@@ -137,6 +138,9 @@ def issue(
         raise typer.Exit(2) from exc
     if as_json:
         print(json.dumps({"token_id": grant.token_id, "token": secret, "principal": principal}))
+        return
+    if quiet:
+        print(secret)
         return
     console.print(f"token {grant.token_id} for {principal} ({role.value}; topics {topics}; gateways {gateways}):")
     print(secret)
