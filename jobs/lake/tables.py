@@ -135,4 +135,27 @@ SILVER_SENSORS: Final = Table(
     "Current metadata and context per sensor from edge.metadata.v1 (latest wins); document = the JSON-LD as sent.",
 )
 
-STREAMED: Final = (BRONZE_PACKAGES, BRONZE_DEADLETTER, SILVER_READINGS, SILVER_PACKAGES, SILVER_ALERTS, SILVER_SENSORS)
+BRONZE_AUDIT: Final = Table(
+    "bronze",
+    "audit",
+    """
+    event_id STRING NOT NULL, at TIMESTAMP NOT NULL, request_id STRING NOT NULL,
+    principal STRING, token_id STRING, role STRING, client STRING NOT NULL,
+    method STRING NOT NULL, route STRING NOT NULL, topic STRING, status INT NOT NULL, outcome STRING NOT NULL,
+    reason STRING, request_bytes BIGINT NOT NULL, messages INT NOT NULL, duration_ms DOUBLE NOT NULL,
+    kafka_partition INT NOT NULL, kafka_offset BIGINT NOT NULL,
+    audit_date DATE NOT NULL
+    """,
+    ("audit_date",),
+    "audit.v1: one row per REST broker request (who, what topic, when, outcome, size; never the data).",
+)
+
+STREAMED: Final = (
+    BRONZE_PACKAGES,
+    BRONZE_DEADLETTER,
+    BRONZE_AUDIT,
+    SILVER_READINGS,
+    SILVER_PACKAGES,
+    SILVER_ALERTS,
+    SILVER_SENSORS,
+)

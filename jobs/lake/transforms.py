@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
 from pyspark.sql.window import Window
 
-from contracts import Alert, CleanReadingBatch, DeadLetter
+from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter
 from contracts.avro import raw_schema
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # A record that does not decode becomes a null struct (PERMISSIVE) instead of failing the batch: one bad
 # record must not stop the lake. `decode` keeps the raw bytes next to it and `undecodable` quarantines them.
 _AVRO_OPTIONS = {"mode": "PERMISSIVE"}
-AvroModel = type[CleanReadingBatch | Alert | DeadLetter]
+AvroModel = type[CleanReadingBatch | Alert | DeadLetter | AuditEvent]
 
 
 def decode(kafka: DataFrame, model: AvroModel) -> DataFrame:
@@ -174,6 +174,16 @@ def readings(batches: DataFrame) -> DataFrame:
 def alerts(decoded: DataFrame) -> DataFrame:
     return decoded.where(F.col("r").isNotNull()).select(
         "r.*", F.col("partition").alias("kafka_partition"), F.col("offset").alias("kafka_offset")
+    )
+
+
+def audit(decoded: DataFrame) -> DataFrame:
+    """bronze.audit rows: the REST broker's audit events as they are, partitioned by their UTC day."""
+    return decoded.where(F.col("r").isNotNull()).select(
+        "r.*",
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.to_date(F.col("r.at")).alias("audit_date"),
     )
 
 

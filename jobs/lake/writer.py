@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from contracts import Alert, CleanReadingBatch, DeadLetter
+from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter
 from infra.settings import InfraSettings, get_settings
 from jobs.lake import catalog, sinks, transforms, views
 from jobs.lake.settings import LakeSettings
 from jobs.lake.tables import (
+    BRONZE_AUDIT,
     BRONZE_DEADLETTER,
     BRONZE_PACKAGES,
     SILVER_ALERTS,
@@ -47,14 +48,15 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
 
 log = logging.getLogger("vigil.lake")
-PACKAGES, DEAD_LETTER, CLEAN_READINGS, ALERTS, METADATA = (
+PACKAGES, DEAD_LETTER, CLEAN_READINGS, ALERTS, METADATA, AUDIT = (
     "edge.packages.v1",
     "edge.deadletter.v1",
     "readings.clean.v1",
     "alerts.v1",
     "edge.metadata.v1",
+    "audit.v1",
 )
-TOPICS = (PACKAGES, DEAD_LETTER, CLEAN_READINGS, ALERTS, METADATA)
+TOPICS = (PACKAGES, DEAD_LETTER, CLEAN_READINGS, ALERTS, METADATA, AUDIT)
 QUERY_NAME = "vigil-lake"
 
 
@@ -114,7 +116,13 @@ def write_batch(spark: SparkSession, lake: LakeSettings, app_id: str, batch: Dat
             timed("silver.sensors", t)
         # Undecodable Avro records of any topic join the dead letters: one append per table and batch.
         quarantine: list[DataFrame] = []
-        for name, model in ((ALERTS, Alert), (CLEAN_READINGS, CleanReadingBatch), (DEAD_LETTER, DeadLetter)):
+        avro_topics: tuple[tuple[str, transforms.AvroModel], ...] = (
+            (ALERTS, Alert),
+            (AUDIT, AuditEvent),
+            (CLEAN_READINGS, CleanReadingBatch),
+            (DEAD_LETTER, DeadLetter),
+        )
+        for name, model in avro_topics:
             if not by_topic.get(name):
                 continue
             t = time.monotonic()
@@ -124,6 +132,9 @@ def write_batch(spark: SparkSession, lake: LakeSettings, app_id: str, batch: Dat
             if model is Alert:
                 sinks.append(transforms.alerts(rows), SILVER_ALERTS, lake.root, app_id, batch_id)
                 timed("silver.alerts", t)
+            elif model is AuditEvent:
+                sinks.append(transforms.audit(rows), BRONZE_AUDIT, lake.root, app_id, batch_id)
+                timed("bronze.audit", t)
             elif model is CleanReadingBatch:
                 _write_readings(spark, lake, app_id, transforms.clean_batches(rows), batch_id)
                 timed("silver.readings+packages", t)

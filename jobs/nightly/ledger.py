@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Final
 from confluent_kafka import Consumer, TopicPartition
 from pyspark.sql import functions as F
 
-from jobs.lake.tables import BRONZE_DEADLETTER, BRONZE_PACKAGES, SILVER_ALERTS, SILVER_PACKAGES, SILVER_READINGS, Table
+from jobs.lake.tables import (
+    BRONZE_AUDIT,
+    BRONZE_DEADLETTER,
+    BRONZE_PACKAGES,
+    SILVER_ALERTS,
+    SILVER_PACKAGES,
+    SILVER_READINGS,
+    Table,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, SparkSession
@@ -49,6 +57,7 @@ CHECKS: Final = (
         note="one row per clean package; a replayed record lands once, so Kafka may count more",
     ),
     Check("alerts.v1", SILVER_ALERTS, "raised_at", note="every open and close"),
+    Check("audit.v1", BRONZE_AUDIT, "at", note="every REST broker request (day of receipt vs Kafka's append)"),
 )
 
 

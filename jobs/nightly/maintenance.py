@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 
 from delta.tables import DeltaTable
 
-from jobs.lake.tables import BRONZE_DEADLETTER, BRONZE_PACKAGES, SILVER_ALERTS, SILVER_PACKAGES, SILVER_READINGS, Table
+from jobs.lake.tables import (
+    BRONZE_AUDIT,
+    BRONZE_DEADLETTER,
+    BRONZE_PACKAGES,
+    SILVER_ALERTS,
+    SILVER_PACKAGES,
+    SILVER_READINGS,
+    Table,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -19,6 +27,7 @@ log = logging.getLogger("vigil.nightly")
 _DAY_PARTITION = {
     BRONZE_PACKAGES: "ingest_date = '{day}'",
     BRONZE_DEADLETTER: "rejected_date = '{day}'",
+    BRONZE_AUDIT: "audit_date = '{day}'",
     SILVER_PACKAGES: "received_date = '{day}'",
     # silver.readings is partitioned by asset and month: compacting the day's month also catches late rows.
     SILVER_READINGS: "year = {day.year} AND month = {day.month}",
@@ -27,6 +36,7 @@ _DAY_PARTITION = {
 _RETENTION_COLUMN = {
     BRONZE_PACKAGES: "ingest_date",
     BRONZE_DEADLETTER: "rejected_date",
+    BRONZE_AUDIT: "audit_date",
     SILVER_PACKAGES: "received_date",
     SILVER_READINGS: "to_date(t)",
     SILVER_ALERTS: "to_date(raised_at)",

@@ -19,6 +19,7 @@ class NightlySettings(BaseSettings):
     retention_days: dict[str, int] = {
         "bronze.packages": 30,
         "bronze.deadletter": 90,
+        "bronze.audit": 365,
         "silver.readings": 730,
         "silver.packages": 730,
         "silver.alerts": 730,

@@ -11,11 +11,12 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from contracts import Alert, CleanReadingBatch, DeadLetter, SensorDescription
+from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter, SensorDescription
 from contracts import avro as avro_codec
 from infra.settings import InfraSettings
 from jobs.lake import transforms
 from jobs.lake.tables import (
+    BRONZE_AUDIT,
     BRONZE_DEADLETTER,
     BRONZE_PACKAGES,
     SILVER_ALERTS,
@@ -101,6 +102,26 @@ def test_undecodable_avro_is_quarantined_not_dropped(spark: SparkSession) -> Non
         ("schema_violation", "lake", "alerts.v1", 102),
     ]
     assert bytes(got[0].original) == encoded[:20]
+
+
+def test_audit_events_fit_bronze_audit(spark: SparkSession) -> None:
+    event = AuditEvent.model_validate_json(_example("audit_event.json"))
+    encoded = avro_codec.encode(event)
+    kafka = _kafka(spark, "audit.v1", [encoded, b"round-trip probe"])
+    decoded = transforms.decode(kafka, AuditEvent)
+    rows = transforms.audit(decoded)
+    _fits(spark, rows, BRONZE_AUDIT)
+    [row] = rows.collect()
+    assert (row.event_id, row.principal, row.outcome, row.status, row.request_bytes) == (
+        str(event.event_id),
+        event.principal,
+        "accepted",
+        202,
+        event.request_bytes,
+    )
+    assert row.audit_date == event.at.date()
+    [bad] = transforms.undecodable(decoded, AuditEvent).collect()
+    assert (bad.source_topic, bad.source_offset, bytes(bad.original)) == ("audit.v1", 101, b"round-trip probe")
 
 
 def test_dead_letters_and_sensors_fit_their_tables(spark: SparkSession) -> None:
