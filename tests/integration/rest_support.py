@@ -12,6 +12,8 @@ from typing import Any
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from infra.settings import InfraSettings
+from tests import kafka_keyed
+from tests.kafka_keyed import Offsets
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "contracts" / "examples" / "edge_package.samples.json"
 
@@ -39,16 +41,8 @@ def package(gateway_id: str, samples: int = 10, **changes: Any) -> dict[str, Any
     return doc
 
 
-Offsets = dict[int, int]
-
-
 def ends(settings: InfraSettings, topic: str) -> Offsets:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "rest-test", "log_level": 4})
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-    finally:
-        consumer.close()
+    return kafka_keyed.ends(settings.kafka_bootstrap, topic)
 
 
 def read_since(settings: InfraSettings, topic: str, since: Offsets) -> list[Message]:

@@ -16,8 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from aiokafka.partitioner import murmur2
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException
 
 from connectors.files.pickup import Pickup
 from connectors.files.settings import FilesSettings
@@ -25,11 +24,11 @@ from contracts import DeadLetter, EdgePackage, ReasonCode
 from contracts import avro as avro_codec
 from infra.settings import InfraSettings
 from tests.ftp_server import ftp_drop_folder
+from tests.kafka_keyed import ends, read_keyed
 
 pytestmark = pytest.mark.integration
 
 PACKAGES, DEADLETTER = "edge.packages.v1", "edge.deadletter.v1"
-Offsets = dict[int, int]
 
 
 @pytest.fixture(scope="module")
@@ -55,47 +54,6 @@ def kafka(infra_settings: InfraSettings) -> str:
 def ftp_drop(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     with ftp_drop_folder(tmp_path / "ftp") as served:
         yield served
-
-
-def _consumer(bootstrap: str) -> Consumer:
-    return Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"vigil-test-{uuid.uuid4()}", "enable.auto.commit": False}
-    )
-
-
-def _ends(bootstrap: str, topic: str) -> Offsets:
-    consumer = _consumer(bootstrap)
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    finally:
-        consumer.close()
-
-
-def _read(bootstrap: str, topic: str, start: Offsets, end: Offsets, keys: set[bytes]) -> list[tuple[bytes, bytes]]:
-    """(key, value) of every message in [start, end) per partition whose key is one of `keys`."""
-    consumer = _consumer(bootstrap)
-    wanted = {p: end[p] for p in end if end[p] > start.get(p, 0)}
-    out: list[tuple[bytes, bytes]] = []
-    try:
-        consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in wanted])
-        deadline = time.monotonic() + 60
-        while wanted and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=500, timeout=1):
-                assert message.error() is None, message.error()
-                partition, offset, key = message.partition(), message.offset(), message.key()
-                assert partition is not None
-                assert offset is not None
-                if partition in wanted and offset < wanted[partition]:
-                    if key is not None and key in keys:
-                        assert partition == (murmur2(key) & 0x7FFFFFFF) % len(end), f"{topic}: {key!r} misplaced"
-                        out.append((key, message.value() or b""))
-                    if offset + 1 >= wanted[partition]:
-                        del wanted[partition]
-        assert not wanted, f"could not read {topic} partitions {sorted(wanted)} to their end in 60 s"
-    finally:
-        consumer.close()
-    return out
 
 
 def _csv(rows: list[str]) -> bytes:
@@ -148,19 +106,20 @@ def test_one_pass_sends_exactly_and_a_restart_sends_nothing(
     )
     sensor_keys = {str(s).encode() for s in (a, b, c, d)}
     file_keys = {n.encode() for n in (csv_name, parquet_name, ftp_name)}
-    before = {t: _ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
+    before = {t: ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
 
     pickup = Pickup(settings)
     summary = pickup.run_once()
 
-    middle = {t: _ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
+    middle = {t: ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
     assert {(f.name, f.outcome) for f in summary.files} == {
         (csv_name, "ingested"),
         (parquet_name, "ingested"),
         (ftp_name, "ingested"),
     }
     packages = [
-        EdgePackage.from_wire(v) for _, v in _read(kafka, PACKAGES, before[PACKAGES], middle[PACKAGES], sensor_keys)
+        EdgePackage.from_wire(v)
+        for _, v in read_keyed(kafka, PACKAGES, before[PACKAGES], middle[PACKAGES], sensor_keys)
     ]
     assert len(packages) == summary.packages == 3 + 2 + 3 + 1
     assert {p.gateway_id for p in packages} == {gateway}
@@ -168,7 +127,7 @@ def test_one_pass_sends_exactly_and_a_restart_sends_nothing(
     assert per_sensor == {a: 25, b: 12, c: 21, d: 7}
     letters = [
         avro_codec.decode(DeadLetter, v)
-        for _, v in _read(kafka, DEADLETTER, before[DEADLETTER], middle[DEADLETTER], file_keys)
+        for _, v in read_keyed(kafka, DEADLETTER, before[DEADLETTER], middle[DEADLETTER], file_keys)
     ]
     [letter] = [x for x in letters if x.gateway_id == gateway]
     assert (letter.reason, letter.stage, letter.field) == (ReasonCode.BAD_ROW, "files", "line 5")
@@ -187,6 +146,6 @@ def test_one_pass_sends_exactly_and_a_restart_sends_nothing(
     assert [(f.name, f.outcome) for f in again.files] == [(csv_name, "duplicate")]
     assert again.known == 1  # the FTP file, still on the server
 
-    after = {t: _ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
-    assert _read(kafka, PACKAGES, middle[PACKAGES], after[PACKAGES], sensor_keys) == []
-    assert _read(kafka, DEADLETTER, middle[DEADLETTER], after[DEADLETTER], file_keys) == []
+    after = {t: ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
+    assert read_keyed(kafka, PACKAGES, middle[PACKAGES], after[PACKAGES], sensor_keys) == []
+    assert read_keyed(kafka, DEADLETTER, middle[DEADLETTER], after[DEADLETTER], file_keys) == []

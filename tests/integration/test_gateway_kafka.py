@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka.partitioner import murmur2
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -26,11 +24,11 @@ from connectors.gateway.plant import PlantConfig, build_plant
 from connectors.gateway.report import SendReport
 from connectors.gateway.settings import GatewaySettings
 from contracts import EdgePackage, SensorDescription
+from tests.kafka_keyed import ends, read_keyed
 
 pytestmark = pytest.mark.integration
 
 PACKAGES, METADATA = "edge.packages.v1", "edge.metadata.v1"
-Offsets = dict[int, int]
 
 
 @pytest.fixture(scope="module")
@@ -54,51 +52,6 @@ def kafka() -> str:
     return bootstrap
 
 
-def _consumer(bootstrap: str) -> Consumer:
-    return Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"vigil-test-{uuid.uuid4()}", "enable.auto.commit": False}
-    )
-
-
-def _ends(bootstrap: str, topic: str) -> Offsets:
-    consumer = _consumer(bootstrap)
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    finally:
-        consumer.close()
-
-
-def _read(bootstrap: str, topic: str, start: Offsets, end: Offsets, keys: set[bytes]) -> list[tuple[bytes, bytes]]:
-    """(key, value) of every message in [start, end) per partition whose key is one of `keys`.
-
-    Also checks each one sits on the partition Java's murmur2 gives its key: the stream
-    joins packages with metadata per partition (contracts/topics.py).
-    """
-    consumer = _consumer(bootstrap)
-    wanted = {p: end[p] for p in end if end[p] > start.get(p, 0)}
-    out: list[tuple[bytes, bytes]] = []
-    try:
-        consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in wanted])
-        deadline = time.monotonic() + 60
-        while wanted and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=500, timeout=1):
-                assert message.error() is None, message.error()
-                partition, offset, key = message.partition(), message.offset(), message.key()
-                assert partition is not None
-                assert offset is not None
-                if partition in wanted and offset < wanted[partition]:
-                    if key is not None and key in keys:
-                        assert partition == (murmur2(key) & 0x7FFFFFFF) % len(end), f"{topic}: {key!r} misplaced"
-                        out.append((key, message.value() or b""))
-                    if offset + 1 >= wanted[partition]:
-                        del wanted[partition]
-        assert not wanted, f"could not read {topic} partitions {sorted(wanted)} to their end in 60 s"
-    finally:
-        consumer.close()
-    return out
-
-
 def _run(args: list[str], report_path: Path) -> SendReport:
     result = CliRunner().invoke(app, [*args, "--json", str(report_path)])
     assert result.exit_code == 0, result.output
@@ -109,11 +62,11 @@ def test_run_reconciles_with_both_topics(kafka: str, tmp_path: Path) -> None:
     seed = random.randrange(1_000_000, 2**31)
     plant = ["--seed", str(seed), "--gateways", "2", "--machines-per-gateway", "2", "--samples-per-package", "200"]
     faults = ["--bad-rate", "0.15", "--duplicate-rate", "0.1", "--features-rate", "0.2", "--gap-rate", "0.1"]
-    before = {t: _ends(kafka, t) for t in (PACKAGES, METADATA)}
+    before = {t: ends(kafka, t) for t in (PACKAGES, METADATA)}
 
     report = _run(["run", *plant, *faults, "--count", "150", "--rate", "0", "--bootstrap", kafka], tmp_path / "r.json")
 
-    after = {t: _ends(kafka, t) for t in (PACKAGES, METADATA)}
+    after = {t: ends(kafka, t) for t in (PACKAGES, METADATA)}
     sensors = build_plant(PlantConfig(seed=seed, gateways=2, machines_per_gateway=2)).sensors
     keys = {str(s.sensor_id).encode() for s in sensors}
     assert report.failed == 0
@@ -122,13 +75,13 @@ def test_run_reconciles_with_both_topics(kafka: str, tmp_path: Path) -> None:
     assert report.bad > 0
     assert report.duplicates > 0
 
-    metadata = _read(kafka, METADATA, before[METADATA], after[METADATA], keys)
+    metadata = read_keyed(kafka, METADATA, before[METADATA], after[METADATA], keys)
     assert len(metadata) == report.metadata_records == len(sensors)
     for key, value in metadata:
         description = SensorDescription.from_wire(value)
         assert key == str(description.sensor_id).encode()
 
-    packages = _read(kafka, PACKAGES, before[PACKAGES], after[PACKAGES], keys)
+    packages = read_keyed(kafka, PACKAGES, before[PACKAGES], after[PACKAGES], keys)
     assert len(packages) == report.packages_total
     # Re-classify what arrived, roughly as the stream stage will, and compare with the report.
     seen: set[uuid.UUID] = set()
@@ -180,11 +133,11 @@ def test_replay_reconciles_with_the_packages_topic(kafka: str, tmp_path: Path) -
     csv_path = tmp_path / "readings.csv"
     csv_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     keys = {str(s).encode() for s in sensors}
-    before = _ends(kafka, PACKAGES)
+    before = ends(kafka, PACKAGES)
 
     report = _run(["replay", str(csv_path), "--samples-per-package", "50", "--bootstrap", kafka], tmp_path / "r.json")
 
-    packages = _read(kafka, PACKAGES, before, _ends(kafka, PACKAGES), keys)
+    packages = read_keyed(kafka, PACKAGES, before, ends(kafka, PACKAGES), keys)
     assert [(r.line, "UTC offset" in r.reason) for r in report.bad_rows] == [(252, True)]
     assert report.valid == len(packages) == 6  # 125 readings per sensor in packages of 50
     assert report.samples == 250
