@@ -36,6 +36,7 @@ from rich.table import Table
 
 from bench import machine
 from bench.workload import workload
+from connectors.rest.kafka import producer_config
 from infra.rest_broker import Broker, running_broker
 from infra.settings import InfraSettings, get_settings
 
@@ -80,19 +81,8 @@ async def _rest(broker: Broker, token: str, bodies: list[bytes], concurrency: in
 
 
 def _producer(settings: InfraSettings) -> Producer:
-    # The broker's own producer settings (connectors/rest/kafka.py).
-    return Producer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "client.id": "vigil-bench-baseline",
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 2,
-            "compression.type": "lz4",
-            "partitioner": "murmur2_random",
-            "log_level": 4,
-        }
-    )
+    # The broker's own producer settings, so only the HTTP layer differs.
+    return Producer({**producer_config(settings.kafka_bootstrap, "vigil-bench-baseline"), "log_level": 4})
 
 
 def _baseline(settings: InfraSettings, messages: list[tuple[bytes, bytes]], one_at_a_time: bool) -> dict[str, Any]:

@@ -94,32 +94,12 @@ def _time(mtime: float | None) -> datetime | None:
     return datetime.fromtimestamp(mtime, tz=UTC) if mtime is not None else None
 
 
-def bad_row_letter(name: str, layout: str, bad: BadRecord, gateway_id: str, mtime: float | None) -> DeadLetter:
-    where = f"{'line' if layout == 'csv' else 'row'} {bad.row.line}"
+def _letter(name: str, field: str, detail: str, original: bytes, gateway_id: str, mtime: float | None) -> DeadLetter:
+    """A `bad_row` dead letter of dropped file `name` (no Kafka position: partition and offset -1)."""
     return DeadLetter(
         reason=ReasonCode.BAD_ROW,
-        field=where,
-        detail=f"file {name} {where}: {bad.row.reason}",
-        stage=STAGE,
-        original=bad.raw,
-        source_topic=f"file:{name}",
-        source_partition=-1,
-        source_offset=-1,
-        source_timestamp=_time(mtime),
-        rejected_at=datetime.now(UTC),
-        gateway_id=gateway_id,
-    )
-
-
-def file_letter(name: str, path: Path, reason: str, gateway_id: str, mtime: float | None) -> DeadLetter:
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        original = handle.read(MAX_ORIGINAL)
-    kept = "" if len(original) == size else f" (original: first {len(original)} of {size} bytes)"
-    return DeadLetter(
-        reason=ReasonCode.BAD_ROW,
-        field="file",
-        detail=f"file {name} unusable: {reason}{kept}",
+        field=field,
+        detail=detail,
         stage=STAGE,
         original=original,
         source_topic=f"file:{name}",
@@ -129,6 +109,19 @@ def file_letter(name: str, path: Path, reason: str, gateway_id: str, mtime: floa
         rejected_at=datetime.now(UTC),
         gateway_id=gateway_id,
     )
+
+
+def bad_row_letter(name: str, layout: str, bad: BadRecord, gateway_id: str, mtime: float | None) -> DeadLetter:
+    where = f"{'line' if layout == 'csv' else 'row'} {bad.row.line}"
+    return _letter(name, where, f"file {name} {where}: {bad.row.reason}", bad.raw, gateway_id, mtime)
+
+
+def file_letter(name: str, path: Path, reason: str, gateway_id: str, mtime: float | None) -> DeadLetter:
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        original = handle.read(MAX_ORIGINAL)
+    kept = "" if len(original) == size else f" (original: first {len(original)} of {size} bytes)"
+    return _letter(name, "file", f"file {name} unusable: {reason}{kept}", original, gateway_id, mtime)
 
 
 class Pickup:

@@ -83,7 +83,7 @@ def _authorised(grant: Grant, packages: list[EdgePackage]) -> None:
             )
 
 
-def _headers(request: Request, grant: Grant) -> list[tuple[str, bytes]]:
+def provenance_headers(request: Request, grant: Grant) -> list[tuple[str, bytes]]:
     client = request.client.host if request.client else "unknown"
     return [
         ("vigil-principal", grant.principal.encode()),
@@ -94,7 +94,7 @@ def _headers(request: Request, grant: Grant) -> list[tuple[str, bytes]]:
     ]
 
 
-async def _produce(request: Request, messages: list[Outgoing]) -> list[tuple[int, int]]:
+async def produce_acknowledged(request: Request, messages: list[Outgoing]) -> list[tuple[int, int]]:
     producer: AsyncProducer = request.app.state.producer
     settings: RestSettings = request.app.state.settings
     began = time.perf_counter()
@@ -157,7 +157,7 @@ async def post_topic(topic: str, request: Request, grant: GrantDep) -> dict[str,
         raise ApiError(413, "batch_too_large", f"{len(items)} packages in one request; at most {settings.max_batch}")
     packages = _validate(items, batch)
     _authorised(grant, packages)
-    headers = _headers(request, grant)
+    headers = provenance_headers(request, grant)
     messages = [
         Outgoing(
             topic,
@@ -168,7 +168,7 @@ async def post_topic(topic: str, request: Request, grant: GrantDep) -> dict[str,
         )
         for p, item in zip(packages, items, strict=True)
     ]
-    placed = await _produce(request, messages)
+    placed = await produce_acknowledged(request, messages)
     return {
         "topic": topic,
         "accepted": len(messages),
@@ -227,8 +227,9 @@ async def _post_attachment(topic: str, request: Request, grant: Grant) -> dict[s
     claim = ClaimCheck(uri=stored.uri, sha256=stored.sha256, bytes=stored.size, media_type=stored.media_type)
     package = checked.model_copy(update={"claim": claim})
     try:
-        placed = await _produce(
-            request, [Outgoing(topic, str(package.sensor_id).encode(), package.to_wire(), _headers(request, grant))]
+        placed = await produce_acknowledged(
+            request,
+            [Outgoing(topic, str(package.sensor_id).encode(), package.to_wire(), provenance_headers(request, grant))],
         )
     except ApiError:
         await asyncio.to_thread(store.delete, stored.claim_id)  # no package refers to it: do not leave it behind

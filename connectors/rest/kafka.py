@@ -27,21 +27,24 @@ class ProduceError(RuntimeError):
     """Kafka did not acknowledge a message (the client gets 503 and may retry: the stream drops duplicates)."""
 
 
+def producer_config(bootstrap: str, client_id: str) -> dict[str, str | int | bool]:
+    """The broker's producer: idempotent, acks=all (a 2xx means Kafka has it), gateway-compatible partitioning."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "client.id": client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 2,
+        "compression.type": "lz4",
+        "message.timeout.ms": 30_000,
+        # Same partitioner as the gateways and Kafka's Java client (see contracts/topics.py).
+        "partitioner": "murmur2_random",
+    }
+
+
 class AsyncProducer:
     def __init__(self, bootstrap: str, client_id: str = "vigil-rest") -> None:
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "client.id": client_id,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 2,
-                "compression.type": "lz4",
-                "message.timeout.ms": 30_000,
-                # Same partitioner as the gateways and Kafka's Java client (see contracts/topics.py).
-                "partitioner": "murmur2_random",
-            }
-        )
+        self._producer = Producer(producer_config(bootstrap, client_id))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="rest-kafka-poll", daemon=True)
         self._thread.start()

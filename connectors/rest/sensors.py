@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from connectors.registry import DocumentError, Registry, SparqlError, accept, query
 from connectors.rest.errors import ApiError
-from connectors.rest.ingest import GrantDep, _headers, _produce
+from connectors.rest.ingest import GrantDep, produce_acknowledged, provenance_headers
 from connectors.rest.kafka import Outgoing
 from connectors.rest.settings import RestSettings
 from connectors.rest.tokens import Grant
@@ -107,8 +107,9 @@ async def put_sensor(
         raise ApiError(
             422, "id_mismatch", f"the URL names {wanted}, the document {description.sensor_id}", field="sensor_id"
         )
-    await _produce(
-        request, [Outgoing(METADATA_TOPIC, str(wanted).encode(), description.to_wire(), _headers(request, grant))]
+    await produce_acknowledged(
+        request,
+        [Outgoing(METADATA_TOPIC, str(wanted).encode(), description.to_wire(), provenance_headers(request, grant))],
     )
     registry: Registry = request.app.state.registry
     entry = registry.put(description, extras)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from contracts import avro as avro_codec
 from infra.settings import InfraSettings
 from jobs.lake.catalog import connect
+from tests import kafka_keyed
 
 M = TypeVar("M", bound=BaseModel)
 Offsets = dict[int, int]
@@ -29,12 +30,7 @@ def _consumer(settings: InfraSettings) -> Consumer:
 
 
 def ends(settings: InfraSettings, topic: str) -> Offsets:
-    consumer = _consumer(settings)
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-    finally:
-        consumer.close()
+    return kafka_keyed.ends(settings.kafka_bootstrap, topic)
 
 
 def read(settings: InfraSettings, topic: str, since: Offsets, until: Offsets) -> list[tuple[int, int, bytes]]:
