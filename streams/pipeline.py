@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from typing import Any, Final
 
 import numpy as np
 
 from contracts import Alert, CleanReadingBatch, ClockSource, EdgePackage, QualityCode, SensorDescription
+from contracts import avro as avro_codec
 from streams.alerts import Observation, RuleSet, SensorAlertState, Subject, evaluate
 from streams.clock import correct_times
 from streams.enrich import profile, to_canonical
-from streams.quality import CODES, HampelTail, QualitySettings, assess
+from streams.quality import CODES, HampelTail, QualitySettings, assess, quantiles
 
 _OK = CODES.index(QualityCode.OK)
 
@@ -38,12 +41,31 @@ class SensorState:
     alerts: SensorAlertState = field(default_factory=SensorAlertState)
 
 
-@dataclass(frozen=True, slots=True)
+# Only `ok` samples travel in the clean stream, and `ok` is symbol 0 of the schema's QualityCode enum.
+_OK_SYMBOL: Final = 0
+
+
+@dataclass(frozen=True)
 class Processed:
-    clean: CleanReadingBatch
+    """The clean record as its scalar fields plus numpy columns: encoding those directly skips building
+    1000-element Python lists and per-item Avro writes (`encode_clean`). `clean` is the same record as the
+    validated contract model, made on demand (tests, tools)."""
+
+    clean_fields: dict[str, Any]
+    clean_columns: dict[str, np.ndarray]
     alerts: list[Alert]
     state: SensorState
     quality_counts: dict[str, int]
+
+    @cached_property
+    def clean(self) -> CleanReadingBatch:
+        columns = {name: column.tolist() for name, column in self.clean_columns.items()}
+        columns["quality"] = [QualityCode.OK] * len(columns["quality"])
+        return CleanReadingBatch(**self.clean_fields, **columns)
+
+    def encode_clean(self) -> bytes:
+        """Schemaless Avro of `clean`, byte for byte what `avro.encode(self.clean)` gives."""
+        return avro_codec.encode_columns(CleanReadingBatch, self.clean_fields, self.clean_columns)
 
 
 def process(
@@ -81,21 +103,18 @@ def process(
     window = (_us(package.window.start) + shift_us, _us(package.window.end) + shift_us)
     if package.samples is None:
         # Smart data and claim checks carry no samples to grade: they pass through, enriched and time-corrected.
-        clean = CleanReadingBatch(
+        fields = {
             **base,
-            t_raw_us=[],
-            t_us=[],
-            v=[],
-            quality=[],
-            missing_samples=0,
-            features=package.features or {},
-            claim_uri=package.claim.uri if package.claim else None,
-        )
-        return Processed(clean, [], state, {})
+            "missing_samples": 0,
+            "dropped": {},
+            "features": package.features or {},
+            "claim_uri": package.claim.uri if package.claim else None,
+        }
+        return Processed(fields, _columns(_NO_TIMES, _NO_TIMES, _NO_VALUES), [], state, {})
 
-    t_raw = np.asarray(package.samples.t, dtype=np.int64)
-    values = np.asarray([np.nan if x is None else x for x in package.samples.v], dtype=np.float64)
-    values = to_canonical(values, meta.quantity, meta.source_unit)
+    arrays = package.samples.arrays()
+    t_raw = arrays.t
+    values = to_canonical(arrays.v, meta.quantity, meta.source_unit)
     t_true = correct_times(t_raw, clock_offset_ms)
     graded = assess(
         t_true,
@@ -108,22 +127,21 @@ def process(
     )
     ok = graded.codes == _OK
     counts = graded.counts()
-    clean = CleanReadingBatch(
+    fields = {
         **base,
-        t_raw_us=t_raw[ok].tolist(),
-        t_us=t_true[ok].tolist(),
-        v=values[ok].tolist(),
-        quality=[QualityCode.OK] * int(ok.sum()),
-        dropped={code: n for code, n in counts.items() if code != QualityCode.OK.value},
-        missing_samples=graded.missing_samples,
-    )
+        "dropped": {code: n for code, n in counts.items() if code != QualityCode.OK.value},
+        "features": {},
+        "claim_uri": None,
+        "missing_samples": graded.missing_samples,
+    }
     good = values[ok]
+    columns = _columns(t_raw[ok], t_true[ok], good)
     observation = Observation(
         mean=float(good.mean()) if good.size else None,
         max=float(good.max()) if good.size else None,
         min=float(good.min()) if good.size else None,
-        p95=float(np.percentile(good, 95)) if good.size else None,
-        rms=float(np.sqrt(np.mean(good**2))) if good.size else None,
+        p95=quantiles(good, 0.95)[0] if good.size else None,
+        rms=float(np.sqrt(np.dot(good, good) / good.size)) if good.size else None,
         bad_share=1.0 - good.size / max(values.size, 1),
         window_start_us=window[0],
         window_end_us=window[1],
@@ -146,7 +164,16 @@ def process(
         subject=subject,
         now=now,
     )
-    return Processed(clean, alerts, SensorState(graded.tail, alert_state), counts)
+    return Processed(fields, columns, alerts, SensorState(graded.tail, alert_state), counts)
+
+
+_NO_TIMES: Final = np.zeros(0, dtype=np.int64)
+_NO_VALUES: Final = np.zeros(0, dtype=np.float64)
+
+
+def _columns(t_raw_us: np.ndarray, t_us: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
+    quality = np.full(v.size, _OK_SYMBOL, dtype=np.int8)
+    return {"t_raw_us": t_raw_us, "t_us": t_us, "v": v, "quality": quality}
 
 
 def _us(moment: datetime) -> int:

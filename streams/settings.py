@@ -23,6 +23,11 @@ class StreamSettings(BaseSettings):
         default=300, ge=0, description="how far ahead of the broker a time may be"
     )
     streams_max_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    streams_fetch_max_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        gt=0,
+        description="per-partition fetch size; Faust's 1 MiB default starves the worker of 20-30 KB packages",
+    )
     data_dir: Path = Field(default=Path(__file__).resolve().parent.parent / ".data", description="VIGIL_DATA_DIR")
 
     @property

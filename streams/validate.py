@@ -11,6 +11,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+import orjson
 from pydantic import ValidationError
 
 from contracts import CONTEXT_V1, KNOWN_CONTEXTS, EdgePackage, ReasonCode
@@ -50,9 +51,14 @@ def validate(
     if len(raw) > max_bytes:
         return Rejection(ReasonCode.OVERSIZED, f"message is {len(raw)} bytes; the limit is {max_bytes}")
     try:
-        document: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return Rejection(ReasonCode.MALFORMED_JSON, f"not UTF-8 JSON: {exc}")
+        document: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # orjson refuses NaN/Infinity tokens, which json.loads reads (and the contract then rejects as
+        # non_finite_value); only this rare path pays for the slower parser, which also words the error.
+        try:
+            document = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return Rejection(ReasonCode.MALFORMED_JSON, f"not UTF-8 JSON: {exc}")
     if not isinstance(document, dict):
         return Rejection(ReasonCode.MALFORMED_JSON, f"expected a JSON object, got {type(document).__name__}")
     context = document.get("@context")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -205,3 +206,17 @@ def test_any_valid_sample_block_round_trips(steps: list[int], values: st.DataObj
         samples=Samples(t=times, v=v),
     )
     assert EdgePackage.from_wire(package.to_wire()) == package
+
+
+def test_sample_arrays_are_made_once_and_follow_the_lists() -> None:
+    package = EdgePackage.from_wire((EXAMPLES / "edge_package.samples.json").read_bytes())
+    assert package.samples is not None
+    arrays = package.samples.arrays()
+    assert arrays is package.samples.arrays()  # built during validation, not again per use
+    assert arrays.t.tolist() == package.samples.t
+    assert [None if np.isnan(x) else x for x in arrays.v.tolist()] == package.samples.v
+    assert not arrays.v.flags.writeable
+    # A cache, not data: equal packages stay equal whether or not one of them has built its arrays.
+    assert EdgePackage.model_construct(**dict(package)) == package
+    copied = package.samples.model_copy(update={"v": [1.0] * len(package.samples.v)})
+    assert copied.arrays().v.tolist() == [1.0] * len(package.samples.v)

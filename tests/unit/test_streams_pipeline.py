@@ -24,6 +24,7 @@ from contracts import (
     Quantity,
     SensorDescription,
 )
+from contracts import avro as avro_codec
 from streams.alerts import RuleSet, load_rules
 from streams.pipeline import Processed, SensorState, Source, process
 
@@ -299,3 +300,20 @@ def test_a_sensor_driven_past_its_range_does_not_clear_its_threshold_alert() -> 
     assert [(i, s) for i, rule, s in seen if rule == "warning_high"] == [(1, AlertState.OPEN)]
     assert [(i, s) for i, rule, s in seen if rule == "sustained_bad_quality"] == [(4, AlertState.OPEN)]
     assert dict(state.alerts.episodes)["warning_high"].open
+
+
+@pytest.mark.parametrize("example", ["edge_package.features.json", "edge_package.claim.json", None])
+def test_the_columnar_encoding_is_the_contract_models_avro(example: str | None) -> None:
+    # The worker publishes encode_clean() (numpy columns, no per-item writes); it must be exactly the
+    # validated contract model's Avro, and read back to it.
+    if example is None:
+        package, _, _ = _dirty_package()
+    else:
+        package = EdgePackage.from_wire((EXAMPLES / example).read_bytes())
+        sensor = _sensor(
+            sensor_id=str(package.sensor_id), quantity="acceleration", unit="g", range={"min": -16.0, "max": 16.0}
+        )
+    result = _process(package, _fahrenheit_sensor() if example is None else sensor)
+    encoded = result.encode_clean()
+    assert encoded == avro_codec.encode(result.clean)
+    assert avro_codec.decode(CleanReadingBatch, encoded) == result.clean

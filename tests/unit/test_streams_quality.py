@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts import QualityCode
-from streams.quality import CODES, HampelTail, assess
+from streams.quality import CODES, HampelTail, _neighbour_median, assess, quantiles
 
 pytestmark = pytest.mark.unit
 
@@ -105,3 +105,23 @@ def test_counts_are_by_code_name() -> None:
     counts = assess(_times(100), v, range_min=-2, range_max=2, sampling_rate_hz=RATE).counts()
     assert counts == {"ok": 99, "non_finite": 1}
     assert set(counts) <= {c.value for c in CODES}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e12, 1e12), min_size=1, max_size=60),
+    q=st.sampled_from([0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0]),
+)
+def test_quantiles_are_numpys_percentiles(values: list[float], q: float) -> None:
+    a = np.asarray(values)
+    assert quantiles(a, q) == [float(np.percentile(a, 100 * q))]
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.floats(-1e6, 1e6), min_size=12, max_size=60), k=st.integers(1, 4))
+def test_the_neighbour_median_is_the_median_without_the_sample_itself(values: list[float], k: int) -> None:
+    padded = np.asarray(values)
+    n = padded.size - 2 * k
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1)
+    expected = np.median(np.delete(windows, k, axis=1), axis=1)
+    np.testing.assert_allclose(_neighbour_median(padded, k, n), expected, rtol=1e-12, atol=1e-9)
