@@ -34,6 +34,7 @@ from streams.errors import Rejection
 from streams.pipeline import Source, process
 from streams.settings import StreamSettings
 from streams.state import (
+    Checkpointed,
     GatewayClock,
     gateway_clock_from_json,
     gateway_clock_to_json,
@@ -77,6 +78,22 @@ sensors = app.Table("sensor-metadata", default=None, help="sensor id -> SensorDe
 parked = app.Table("parked-packages", default=None, help="sensor id -> parked packages awaiting metadata")
 sensor_state = app.Table("sensor-state", default=None, help="sensor id -> quality tail and alert episodes")
 gateway_clocks = app.Table("gateway-clocks", default=None, help="gateway id -> skew window and episode")
+# Parsed in memory, checkpointed to the tables above at most every VIGIL_STREAMS_STATE_CHECKPOINT_S per key and
+# whenever an alert changes an episode (streams/state.py, Checkpointed).
+sensor_states = Checkpointed(
+    sensor_state, sensor_state_from_json, sensor_state_to_json, settings.streams_state_checkpoint_s
+)
+clocks = Checkpointed(
+    gateway_clocks, gateway_clock_from_json, gateway_clock_to_json, settings.streams_state_checkpoint_s
+)
+
+
+@app.on_partitions_revoked.connect
+def _on_revoked(_app: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
+    # Keys of revoked partitions may move to another worker; after the rebalance the recovered tables are the truth.
+    sensor_states.forget()
+    clocks.forget()
+
 
 _HEADER_PARTITION, _HEADER_OFFSET, _HEADER_TIME = (
     "vigil-source-partition",
@@ -119,7 +136,7 @@ async def _reject(
 
 async def _clock(package: EdgePackage, append_time: datetime) -> tuple[float, ClockSource]:
     """Observe the send-to-append gap, choose the offset to apply, and run the gateway's clock-skew rule."""
-    state = gateway_clock_from_json(gateway_clocks.get(package.gateway_id))
+    state = clocks.get(package.gateway_id)
     append_ms = append_time.timestamp() * 1000
     window = state.window.observe(append_ms, append_ms - package.sent_at.timestamp() * 1000)
     estimate = window.estimate(append_ms) if package.clock_offset_ms is None else None
@@ -134,7 +151,7 @@ async def _clock(package: EdgePackage, append_time: datetime) -> tuple[float, Cl
     alert, episode = evaluate_clock(
         rules, offset_ms, state.episode, subject=subject, window=span, now=datetime.now(UTC)
     )
-    gateway_clocks[package.gateway_id] = gateway_clock_to_json(GatewayClock(window, episode))
+    clocks.put(package.gateway_id, GatewayClock(window, episode), now=alert is not None)
     metrics.CLOCK_OFFSET.labels(package.gateway_id, source.value).set(offset_ms)
     if alert is not None:
         await alerts_topic.send(key=alert.asset_id.encode(), value=avro_codec.encode(alert))
@@ -160,11 +177,11 @@ async def _process(package: EdgePackage, meta_json: str, source: Source) -> None
         source,
         clock_offset_ms=offset_ms,
         clock_source=clock_source,
-        state=sensor_state_from_json(sensor_state.get(key)),
+        state=sensor_states.get(key),
         rules=rules,
         now=datetime.now(UTC),
     )
-    sensor_state[key] = sensor_state_to_json(result.state)
+    sensor_states.put(key, result.state, now=bool(result.alerts))
     await clean_topic.send(key=key.encode(), value=result.encode_clean())
     metrics.MESSAGES_OUT.labels(clean_topic.get_topic_name()).inc()
     for code, count in result.quality_counts.items():

@@ -28,6 +28,11 @@ class StreamSettings(BaseSettings):
         gt=0,
         description="per-partition fetch size; Faust's 1 MiB default starves the worker of 20-30 KB packages",
     )
+    streams_state_checkpoint_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="per-sensor quality/alert state and per-gateway clock state: changelog write interval per key",
+    )
     data_dir: Path = Field(default=Path(__file__).resolve().parent.parent / ".data", description="VIGIL_DATA_DIR")
 
     @property

@@ -144,9 +144,13 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     # The tables are module-level and keep their in-memory state between tests.
     for table in TABLES:
         getattr(streams_app, table).data.clear()
+    streams_app.sensor_states.forget()
+    streams_app.clocks.forget()
     yield h
     for table in TABLES:
         getattr(streams_app, table).data.clear()
+    streams_app.sensor_states.forget()
+    streams_app.clocks.forget()
 
 
 @pytest.mark.parametrize(("unit", "first_value"), [("degC", 20.0), ("degF", (20.0 - 32.0) * 5.0 / 9.0)])
