@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import kafka_io, phases
+from bench.faust_floor import faust_floor, pure_stage
 from bench.machine import describe
 from bench.workload import SENSORS, workload
 from infra.settings import REPO_ROOT, InfraSettings, get_settings
@@ -100,6 +101,20 @@ def run(settings: InfraSettings, counts: dict[int, int], latency_seconds: float,
         base = phases.consumer_baseline(bootstrap, st, repeats)
         ratio = st.result["samples_per_s"] / base["samples_per_s"]
         throughput.append({"samples_per_package": size, "stage": st.result, "baseline": base, "ratio": round(ratio, 3)})
+    console.print("bounds: a Faust worker that only decodes (orjson, json.loads); the pure stage without Kafka ...")
+    for t in throughput:
+        size, st = t["samples_per_package"], stage[t["samples_per_package"]]
+        messages = sum(st.until[p] - o for p, o in st.since.items())
+        floor = {}
+        for decoder in ("orjson", "json"):
+            done = faust_floor(settings, st.since, messages, decoder)
+            rate = (len(done) - 1) * size / (done[-1] - done[0])
+            floor[decoder] = {
+                "samples_per_s": round(rate),
+                "ratio_to_baseline": round(rate / t["baseline"]["samples_per_s"], 3),
+            }
+        t["faust_floor"] = floor
+        t["pure_stage"] = pure_stage(loads[size], min(messages, 500))
     at_target = next((t for t in throughput if t["samples_per_package"] == TARGET_SAMPLES), None)
     return {
         "benchmark": "stream-stage",
@@ -180,6 +195,20 @@ def render(result: dict[str, Any], path: Path) -> None:
             f"{t['ratio']:.3f}",
         )
     console.print(table)
+    bounds = Table(title="Where the time goes: microseconds per package, one core (lower bounds of the stage)")
+    for col in ("samples/pkg", "baseline", "Faust floor, orjson", "Faust floor, json", "pure stage, no Kafka", "stage"):
+        bounds.add_column(col, justify="right", no_wrap=True)
+    for t in result["throughput"]:
+        n = t["samples_per_package"]
+        us = [
+            n / t["baseline"]["samples_per_s"],
+            n / t["faust_floor"]["orjson"]["samples_per_s"],
+            n / t["faust_floor"]["json"]["samples_per_s"],
+            n / t["pure_stage"]["samples_per_s"],
+            n / t["stage"]["samples_per_s"],
+        ]
+        bounds.add_row(str(n), *(f"{x * 1e6:,.0f}" for x in us))
+    console.print(bounds)
     lat = result["latency"]
     table = Table(
         title=f"Latency at half the maximum rate ({lat['achieved_packages_per_s']} pkg/s, {lat['seconds']} s)"

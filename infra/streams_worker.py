@@ -130,10 +130,10 @@ def stream_worker(
     finally:
         worker.stop()
         if not keep_state:
-            _delete_changelogs(settings, app_id)
+            delete_app_state(settings, app_id)
 
 
-def _delete_changelogs(settings: InfraSettings, app_id: str) -> None:
+def delete_app_state(settings: InfraSettings, app_id: str) -> None:
     # A throw-away worker's changelog topics and consumer group are its own: remove them so runs do not accumulate.
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 4})
     ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(app_id)]

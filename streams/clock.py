@@ -16,7 +16,7 @@ observations are sorted by append time before fitting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -27,12 +27,24 @@ BUCKETS: Final = 8
 PERCENTILE: Final = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class SkewWindow:
-    """Recent (append time ms, gap ms) observations of one gateway."""
+def _frozen(values: np.ndarray) -> np.ndarray:
+    values.setflags(write=False)
+    return values
 
-    append_ms: tuple[float, ...] = ()
-    gap_ms: tuple[float, ...] = ()
+
+_EMPTY: Final = _frozen(np.zeros(0, dtype=np.float64))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SkewWindow:
+    """Recent (append time ms, gap ms) observations of one gateway, as read-only float64 arrays.
+
+    Arrays, not tuples: the window is updated with every package of the gateway, and converting up to
+    `DEFAULT_MAX_POINTS` floats to and from Python objects each time was a hot spot of the worker.
+    """
+
+    append_ms: np.ndarray = field(default_factory=lambda: _EMPTY)
+    gap_ms: np.ndarray = field(default_factory=lambda: _EMPTY)
 
     def observe(
         self,
@@ -43,18 +55,22 @@ class SkewWindow:
         max_points: int = DEFAULT_MAX_POINTS,
     ) -> SkewWindow:
         """A new window with one more observation; old and excess points fall out."""
-        times = np.append(np.asarray(self.append_ms, dtype=np.float64), append_ms)
-        gaps = np.append(np.asarray(self.gap_ms, dtype=np.float64), gap_ms)
+        times = np.append(self.append_ms, append_ms)
+        gaps = np.append(self.gap_ms, gap_ms)
         keep = times >= times.max() - window_ms
-        times, gaps = times[keep], gaps[keep]
+        if not keep.all():
+            times, gaps = times[keep], gaps[keep]
         if times.size > max_points:
-            newest = np.argsort(times, kind="stable")[-max_points:]
-            times, gaps = times[newest], gaps[newest]
-        return replace(self, append_ms=tuple(times.tolist()), gap_ms=tuple(gaps.tolist()))
+            if np.all(times[1:] >= times[:-1]):  # the usual case: observations arrive in append-time order
+                times, gaps = times[-max_points:], gaps[-max_points:]
+            else:
+                newest = np.argsort(times, kind="stable")[-max_points:]
+                times, gaps = times[newest], gaps[newest]
+        return SkewWindow(_frozen(times), _frozen(gaps))
 
     def estimate(self, at_ms: float) -> float | None:
         """Estimated offset (ms) at broker time `at_ms`, or None without observations."""
-        if not self.append_ms:
+        if not self.append_ms.size:
             return None
         times = np.asarray(self.append_ms, dtype=np.float64)
         gaps = np.asarray(self.gap_ms, dtype=np.float64)

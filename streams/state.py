@@ -8,6 +8,8 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+
 from streams.alerts import Episode, SensorAlertState
 from streams.clock import SkewWindow
 from streams.pipeline import SensorState
@@ -54,7 +56,7 @@ class GatewayClock:
 def gateway_clock_to_json(clock: GatewayClock) -> dict[str, Any]:
     # By hand: dataclasses.asdict deep-copies every float of the window, which profiled as the worker's hottest path.
     return {
-        "window": {"append_ms": list(clock.window.append_ms), "gap_ms": list(clock.window.gap_ms)},
+        "window": {"append_ms": clock.window.append_ms.tolist(), "gap_ms": clock.window.gap_ms.tolist()},
         "episode": asdict(clock.episode),
     }
 
@@ -64,7 +66,10 @@ def gateway_clock_from_json(data: dict[str, Any] | None) -> GatewayClock:
         return GatewayClock()
     window = data.get("window") or {}
     return GatewayClock(
-        window=SkewWindow(tuple(window.get("append_ms", ())), tuple(window.get("gap_ms", ()))),
+        window=SkewWindow(
+            np.asarray(window.get("append_ms", ()), dtype=np.float64),
+            np.asarray(window.get("gap_ms", ()), dtype=np.float64),
+        ),
         episode=Episode(**(data.get("episode") or {})),
     )
 
