@@ -120,7 +120,7 @@ files-once: up ## One pickup pass over the inbox (and FTP), then exit with a sum
 .PHONY: bench-streams bench-lake bench-rest
 bench: bench-streams bench-lake bench-rest ## Every benchmark (about 10 min); results in bench/results/, method in bench/README.md
 
-bench-streams: up ## Stream stage: samples/s vs a bare-consumer baseline, latency at half rate
+bench-streams: up ## Stream stage: samples/s vs a bare-consumer baseline, Faust-floor and pure-stage bounds, latency at half rate
 	$(PY) -m bench.stream_stage
 
 bench-lake: lake ## Lake: writer rows/s vs pyarrow Parquet, freshness send->Trino, ten queries Trino vs DuckDB

@@ -29,6 +29,7 @@ from contracts import avro as avro_codec
 from streams import metrics
 from streams.alerts import Subject, evaluate_clock, load_rules
 from streams.changelogs import ensure_compacted_topics
+from streams.dedupe import SeenExpiry
 from streams.enrich import UnknownUnitError, profile
 from streams.errors import Rejection
 from streams.pipeline import Source, process
@@ -80,6 +81,7 @@ sensor_state = app.Table("sensor-state", default=None, help="sensor id -> qualit
 gateway_clocks = app.Table("gateway-clocks", default=None, help="gateway id -> skew window and episode")
 # Parsed in memory, checkpointed to the tables above at most every VIGIL_STREAMS_STATE_CHECKPOINT_S per key and
 # whenever an alert changes an episode (streams/state.py, Checkpointed).
+expiry = SeenExpiry(seen, settings.streams_dedupe_horizon_s * 1000)  # keeps `seen` bounded (streams/dedupe.py)
 sensor_states = Checkpointed(
     sensor_state, sensor_state_from_json, sensor_state_to_json, settings.streams_state_checkpoint_s
 )
@@ -93,6 +95,7 @@ def _on_revoked(_app: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
     # Keys of revoked partitions may move to another worker; after the rebalance the recovered tables are the truth.
     sensor_states.forget()
     clocks.forget()
+    expiry.forget()
 
 
 _HEADER_PARTITION, _HEADER_OFFSET, _HEADER_TIME = (
@@ -270,7 +273,10 @@ def _is_duplicate(package: EdgePackage, source: Source) -> bool:
         and (first["partition"], first["offset"]) != (source.partition, source.offset)
     ):
         return True
+    expiry.accepted(source.partition, now_ms, key)
     seen[key] = {"ms": now_ms, "partition": source.partition, "offset": source.offset}
+    if expired := expiry.purge(source.partition, now_ms):
+        metrics.DEDUPE_EXPIRED.inc(expired)
     return False
 
 

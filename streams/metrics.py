@@ -8,6 +8,9 @@ MESSAGES_IN = Counter("vigil_stream_messages_in_total", "Messages consumed, by t
 MESSAGES_OUT = Counter("vigil_stream_messages_out_total", "Messages produced, by topic", ["topic"])
 DEAD_LETTERS = Counter("vigil_stream_dead_letters_total", "Rejected messages, by reason", ["reason"])
 DUPLICATES = Counter("vigil_stream_duplicates_total", "Packages dropped as duplicates")
+DEDUPE_EXPIRED = Counter(
+    "vigil_stream_dedupe_expired_total", "Package ids deleted from the dedupe table after the horizon"
+)
 PARKED = Counter("vigil_stream_parked_total", "Packages parked until their sensor's metadata arrives")
 UNPARKED = Counter("vigil_stream_unparked_total", "Parked packages processed after their metadata arrived")
 SAMPLES = Counter("vigil_stream_samples_total", "Samples graded, by quality code", ["quality"])

@@ -15,7 +15,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -24,6 +24,7 @@ import pytest
 import streams.app as streams_app
 from contracts import CleanReadingBatch, DeadLetter, ReasonCode
 from contracts import avro as avro_codec
+from streams.dedupe import SeenExpiry
 from streams.pipeline import process
 
 pytestmark = pytest.mark.unit
@@ -146,11 +147,13 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
         getattr(streams_app, table).data.clear()
     streams_app.sensor_states.forget()
     streams_app.clocks.forget()
+    streams_app.expiry.forget()
     yield h
     for table in TABLES:
         getattr(streams_app, table).data.clear()
     streams_app.sensor_states.forget()
     streams_app.clocks.forget()
+    streams_app.expiry.forget()
 
 
 @pytest.mark.parametrize(("unit", "first_value"), [("degC", 20.0), ("degF", (20.0 - 32.0) * 5.0 / 9.0)])
@@ -403,3 +406,30 @@ def test_the_same_message_read_again_after_a_crash_is_not_a_duplicate_of_itself(
 
     assert harness.dead_letters() == []
     assert [c.source_offset for c in harness.clean()] == [0, 0]
+
+
+def test_package_ids_past_the_horizon_leave_the_dedupe_table(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    horizon_s = 1.0
+    monkeypatch.setattr(
+        streams_app, "settings", streams_app.settings.model_copy(update={"streams_dedupe_horizon_s": horizon_s})
+    )
+    monkeypatch.setattr(streams_app, "expiry", SeenExpiry(streams_app.seen, horizon_s * 1000))
+    first, second = _package(), _package()
+    first_id, second_id = json.loads(first)["package_id"], json.loads(second)["package_id"]
+    key = EXAMPLE_SENSOR_ID.encode()
+
+    async def scenario() -> None:
+        async with streams_app.metadata_agent.test_context() as metadata:
+            await harness.deliver(metadata, _sensor(), key=key)
+        async with streams_app.packages_agent.test_context() as packages:
+            await harness.deliver(packages, first, key=key)
+            assert first_id in streams_app.seen
+            await harness.deliver(packages, second, key=key, at=APPEND + timedelta(seconds=5))
+            assert first_id not in streams_app.seen  # deleted while handling a later event of its partition
+            assert second_id in streams_app.seen
+            await harness.deliver(packages, first, key=key, at=APPEND + timedelta(seconds=6))
+
+    asyncio.run(scenario())
+
+    assert [str(c.package_id) for c in harness.clean()] == [first_id, second_id, first_id]
+    assert harness.dead_letters() == []
