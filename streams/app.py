@@ -79,9 +79,9 @@ sensors = app.Table("sensor-metadata", default=None, help="sensor id -> SensorDe
 parked = app.Table("parked-packages", default=None, help="sensor id -> parked packages awaiting metadata")
 sensor_state = app.Table("sensor-state", default=None, help="sensor id -> quality tail and alert episodes")
 gateway_clocks = app.Table("gateway-clocks", default=None, help="gateway id -> skew window and episode")
+expiry = SeenExpiry(seen, settings.streams_dedupe_horizon_s * 1000)  # keeps `seen` bounded (streams/dedupe.py)
 # Parsed in memory, checkpointed to the tables above at most every VIGIL_STREAMS_STATE_CHECKPOINT_S per key and
 # whenever an alert changes an episode (streams/state.py, Checkpointed).
-expiry = SeenExpiry(seen, settings.streams_dedupe_horizon_s * 1000)  # keeps `seen` bounded (streams/dedupe.py)
 sensor_states = Checkpointed(
     sensor_state, sensor_state_from_json, sensor_state_to_json, settings.streams_state_checkpoint_s
 )
