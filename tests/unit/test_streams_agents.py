@@ -433,3 +433,25 @@ def test_package_ids_past_the_horizon_leave_the_dedupe_table(harness: Harness, m
 
     assert [str(c.package_id) for c in harness.clean()] == [first_id, second_id, first_id]
     assert harness.dead_letters() == []
+
+
+def test_a_resume_of_an_active_flow_keeps_the_queued_events() -> None:
+    # Faust's recovery resumes flow twice; only a resume after a suspension (a rebalance) may drop queued events.
+    async def scenario() -> list[int]:
+        flow = streams_app.app.flow_control
+        queue = streams_app.app.FlowControlQueue(maxsize=10, clear_on_resume=True)
+        was_active = flow.is_active()
+        try:
+            flow.suspend()
+            queue.put_nowait("from a revoked partition")
+            flow.resume()
+            sizes = [queue.qsize()]
+            queue.put_nowait("delivered after the seek")
+            flow.resume()  # recovery's second resume
+            sizes.append(queue.qsize())
+            return sizes
+        finally:
+            if not was_active:
+                flow.suspend()
+
+    assert asyncio.run(scenario()) == [0, 1]
