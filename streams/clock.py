@@ -72,10 +72,8 @@ class SkewWindow:
         """Estimated offset (ms) at broker time `at_ms`, or None without observations."""
         if not self.append_ms.size:
             return None
-        times = np.asarray(self.append_ms, dtype=np.float64)
-        gaps = np.asarray(self.gap_ms, dtype=np.float64)
-        order = np.argsort(times, kind="stable")
-        times, gaps = times[order], gaps[order]
+        order = np.argsort(self.append_ms, kind="stable")
+        times, gaps = self.append_ms[order], self.gap_ms[order]
         buckets = min(BUCKETS, times.size // 4)
         if buckets < 3 or times[-1] - times[0] <= 0:
             return float(np.percentile(gaps, PERCENTILE))

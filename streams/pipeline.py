@@ -59,9 +59,8 @@ class Processed:
 
     @cached_property
     def clean(self) -> CleanReadingBatch:
-        columns = {name: column.tolist() for name, column in self.clean_columns.items()}
-        columns["quality"] = [QualityCode.OK] * len(columns["quality"])
-        return CleanReadingBatch(**self.clean_fields, **columns)
+        columns: dict[str, Any] = {name: c.tolist() for name, c in self.clean_columns.items() if name != "quality"}
+        return CleanReadingBatch(**self.clean_fields, **columns, quality=[QualityCode.OK] * len(columns["v"]))
 
     def encode_clean(self) -> bytes:
         """Schemaless Avro of `clean`, byte for byte what `avro.encode(self.clean)` gives."""
