@@ -19,11 +19,13 @@ from contracts.metadata import (
 )
 from contracts.package import MAX_SAMPLES, ClaimCheck, EdgePackage, Samples, Window
 from contracts.readings import CleanReadingBatch, ClockSource, QualityCode
-from contracts.topics import TOPICS, TopicSpec
+from contracts.topics import MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, TOPICS, TopicSpec
 
 __all__ = [
     "CONTEXT_V1",
     "KNOWN_CONTEXTS",
+    "MAX_INPUT_BYTES",
+    "MAX_OUTPUT_BYTES",
     "MAX_SAMPLES",
     "TOPICS",
     "Alert",

@@ -18,6 +18,12 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field
 
 DAY_MS: Final = 24 * 3600 * 1000
+MAX_INPUT_BYTES: Final = 1024 * 1024
+"""Largest message on a topic gateways write to (Kafka's own default, declared so the stream checks the same)."""
+MAX_OUTPUT_BYTES: Final = 4 * 1024 * 1024
+"""Largest message the stream writes: a dead letter or parked package carries an input of up to
+MAX_INPUT_BYTES (base64 in the parked table: 4/3 of it), and a clean record of MAX_SAMPLES (100,000) samples
+is at most ~2.9 MB (two varint times of up to 10 bytes, a double and a quality byte per sample)."""
 
 
 class ValueFormat(StrEnum):
@@ -45,11 +51,14 @@ class TopicSpec(BaseModel):
     log_append_time: bool = Field(
         default=False, description="stamp records with the broker's clock instead of the producer's"
     )
+    max_message_bytes: int | None = Field(default=None, gt=0, description="None keeps the broker's default")
 
     def kafka_config(self) -> dict[str, str]:
         config = {"cleanup.policy": self.cleanup_policy.value, "retention.ms": str(self.retention_ms)}
         if self.log_append_time:
             config["message.timestamp.type"] = "LogAppendTime"
+        if self.max_message_bytes is not None:
+            config["max.message.bytes"] = str(self.max_message_bytes)
         if self.cleanup_policy is CleanupPolicy.COMPACT:
             # Compact promptly so a restarted consumer replays little more than the latest per key.
             config["min.cleanable.dirty.ratio"] = "0.1"
@@ -69,6 +78,7 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
         description="Sensor data packages as sent by gateways (raw samples, smart data or claim checks).",
         # The clock stage estimates a gateway's clock error against the broker's clock, not the gateway's own.
         log_append_time=True,
+        max_message_bytes=MAX_INPUT_BYTES,
     ),
     TopicSpec(
         name="edge.metadata.v1",
@@ -79,6 +89,7 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
         key="sensor UUID",
         value_contract="SensorDescription",
         description="Latest metadata and context per sensor (compacted; null value = sensor retired).",
+        max_message_bytes=MAX_INPUT_BYTES,
     ),
     TopicSpec(
         name="edge.deadletter.v1",
@@ -89,6 +100,7 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
         key="source key (as received)",
         value_contract="DeadLetter",
         description="Rejected input with its original bytes, a reason code and where it came from.",
+        max_message_bytes=MAX_OUTPUT_BYTES,
     ),
     TopicSpec(
         name="edge.parked.v1",
@@ -99,6 +111,7 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
         key="sensor UUID",
         value_contract="EdgePackage",
         description="Valid packages whose sensor has no metadata yet; re-processed when it arrives.",
+        max_message_bytes=MAX_OUTPUT_BYTES,
     ),
     TopicSpec(
         name="readings.clean.v1",
@@ -109,6 +122,7 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
         key="sensor UUID",
         value_contract="CleanReadingBatch",
         description="Validated, time-corrected, quality-coded and enriched readings, one record per package.",
+        max_message_bytes=MAX_OUTPUT_BYTES,
     ),
     TopicSpec(
         name="alerts.v1",
@@ -119,6 +133,7 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
         key="asset id",
         value_contract="Alert",
         description="Alert episodes (open and close) for downstream apps.",
+        max_message_bytes=MAX_OUTPUT_BYTES,
     ),
     TopicSpec(
         name="audit.v1",

@@ -13,6 +13,7 @@ changelog partition whichever topic the event came from.
 
 from __future__ import annotations
 
+import base64
 import logging
 import sys
 import time
@@ -24,7 +25,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from contracts import ClockSource, DeadLetter, EdgePackage, ReasonCode, SensorDescription
+from contracts import MAX_OUTPUT_BYTES, ClockSource, DeadLetter, EdgePackage, ReasonCode, SensorDescription
 from contracts import avro as avro_codec
 from streams import metrics
 from streams.alerts import Subject, evaluate_clock, load_rules
@@ -63,6 +64,9 @@ app = faust.App(
     # aiokafka fetches per partition and waits for a whole response before the next: with 1 MiB (the default)
     # a worker reading 25 KB packages while producing its outputs spent most of its time idle (bench/README.md).
     consumer_max_fetch_size=settings.streams_fetch_max_bytes,
+    # aiokafka refuses to send more than 1 MB (its default) and Faust's producer crashes on that: a dead letter
+    # or a parked table entry of a 1 MiB package is larger. Every topic we write allows MAX_OUTPUT_BYTES.
+    producer_max_request_size=MAX_OUTPUT_BYTES,
     datadir=str(settings.streams_dir),
 )
 
@@ -97,9 +101,12 @@ alerts_topic = app.topic("alerts.v1", **_RAW)
 
 seen = app.Table("seen-packages", default=None, help="package id -> first acceptance (broker ms, partition, offset)")
 sensors = app.Table("sensor-metadata", default=None, help="sensor id -> SensorDescription JSON")
-parked = app.Table("parked-packages", default=None, help="sensor id -> parked packages awaiting metadata")
+parked = app.Table(
+    "parked-packages", default=None, help="sensor id/partition/offset -> a parked package awaiting metadata"
+)
 sensor_state = app.Table("sensor-state", default=None, help="sensor id -> quality tail and alert episodes")
 gateway_clocks = app.Table("gateway-clocks", default=None, help="gateway id -> skew window and episode")
+metrics.PARKED_WAITING.set_function(lambda: len(parked.data))
 expiry = SeenExpiry(seen, settings.streams_dedupe_horizon_s * 1000)  # keeps `seen` bounded (streams/dedupe.py)
 # Parsed in memory, checkpointed to the tables above at most every VIGIL_STREAMS_STATE_CHECKPOINT_S per key and
 # whenever an alert changes an episode (streams/state.py, Checkpointed).
@@ -348,27 +355,62 @@ async def handle_parked(event: EventT[bytes]) -> None:
     key = str(package.sensor_id)
     meta = sensors.get(key)
     if meta is None:
-        waiting = list(parked.get(key) or [])
-        waiting.append({"value": (event.message.value or b"").decode(), **_source_json(source)})
-        parked[key] = waiting
+        # One table entry per package, keyed by its source position: a replayed parked message overwrites its
+        # own entry, and no entry outgrows a Kafka message however many packages a sensor has waiting.
+        parked[_parked_key(key, source)] = {
+            "original_b64": base64.b64encode(event.message.value or b"").decode(),
+            "partition": source.partition,
+            "offset": source.offset,
+            "time_ms": round(source.append_time.timestamp() * 1000),
+        }
         return
     await _process(package, meta, source)
     metrics.UNPARKED.inc()
 
 
-def _source_json(source: Source) -> dict[str, Any]:
-    return {
-        "partition": source.partition,
-        "offset": source.offset,
-        "time_ms": round(source.append_time.timestamp() * 1000),
-    }
+def _parked_key(sensor_key: str, source: Source) -> str:
+    return f"{sensor_key}/{source.partition}/{source.offset}"
+
+
+def _waiting(sensor_key: str) -> list[tuple[str, bytes, Source]]:
+    """The sensor's parked packages in their original order: (table key, original bytes, source)."""
+    prefix = f"{sensor_key}/"
+    items = [(k, v) for k, v in parked.items() if isinstance(k, str) and k.startswith(prefix) and v is not None]
+    # Workers before 2026-11-30 kept one list per sensor (whose changelog record outgrew Kafka's limit).
+    legacy = parked.get(sensor_key)
+    if isinstance(legacy, list):
+        del parked[sensor_key]
+        for item in legacy:
+            entry = {k: item[k] for k in ("partition", "offset", "time_ms")}
+            entry["original_b64"] = base64.b64encode(item["value"].encode()).decode()
+            parked[f"{prefix}{entry['partition']}/{entry['offset']}"] = entry
+            items.append((f"{prefix}{entry['partition']}/{entry['offset']}", entry))
+    items.sort(key=lambda kv: (kv[1]["partition"], kv[1]["offset"]))
+    return [
+        (
+            k,
+            base64.b64decode(v["original_b64"]),
+            Source(
+                packages_topic.get_topic_name(),
+                v["partition"],
+                v["offset"],
+                datetime.fromtimestamp(v["time_ms"] / 1000, tz=UTC),
+            ),
+        )
+        for k, v in items
+    ]
 
 
 async def handle_metadata(event: EventT[bytes]) -> None:
     """Keep the latest metadata per sensor; release the sensor's parked packages."""
     raw = event.message.value
+    if raw is None:  # a tombstone retires the sensor: its later packages wait for new metadata
+        retired = (event.message.key or b"").decode(errors="replace")
+        if sensors.get(retired) is not None:
+            del sensors[retired]
+        return
     try:
-        sensor = SensorDescription.from_wire(raw or b"")
+        sensor = SensorDescription.from_wire(raw)
         profile(sensor)  # the unit must be convertible, or nothing of this sensor can be enriched
     except (ValueError, UnknownUnitError) as exc:
         await _dead_letter(event, Rejection(ReasonCode.SCHEMA_VIOLATION, str(exc)[:500], None, "metadata"))
@@ -376,26 +418,17 @@ async def handle_metadata(event: EventT[bytes]) -> None:
     key = str(sensor.sensor_id)
     meta = sensor.model_dump_json(by_alias=True)
     sensors[key] = meta
-    waiting = list(parked.get(key) or [])
-    if not waiting:
-        return
-    parked[key] = []
-    for item in waiting:
-        source = Source(
-            packages_topic.get_topic_name(),
-            item["partition"],
-            item["offset"],
-            datetime.fromtimestamp(item["time_ms"] / 1000, tz=UTC),
-        )
-        original = item["value"].encode()
+    for table_key, original, source in _waiting(key):
         try:
             await _process(EdgePackage.from_wire(original), meta, source)
         except Exception as exc:
             log.exception("processing a released parked package failed")
             failure = Rejection(ReasonCode.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000], None, "parked")
             await _reject(original, key.encode(), source, failure)
-            continue
-        metrics.UNPARKED.inc()
+        else:
+            metrics.UNPARKED.inc()
+        # Removed only once its clean record or dead letter was handed to the producer.
+        del parked[table_key]
 
 
 _INPUTS = {packages_topic.get_topic_name(), metadata_topic.get_topic_name(), parked_topic.get_topic_name()}

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
+
+from contracts import MAX_OUTPUT_BYTES
+
+# A table value may be as large as the stream's largest output (a parked package, base64).
+CHANGELOG_CONFIG = {"cleanup.policy": "compact", "max.message.bytes": str(MAX_OUTPUT_BYTES)}
 
 
 def ensure_compacted_topics(bootstrap: str, names: set[str], partitions: int, timeout_s: float = 60.0) -> list[str]:
-    """Create the missing topics of `names` (compacted); wait until all have `partitions`; return those created."""
+    """Create the missing topics of `names` with CHANGELOG_CONFIG, set it on the others; wait until all have
+    `partitions`; return those created."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
     missing = sorted(names - set(admin.list_topics(timeout=10).topics))
+    _configure(admin, sorted(names - set(missing)), timeout_s)
     if missing:
-        futures = admin.create_topics(
-            [NewTopic(t, partitions, 1, config={"cleanup.policy": "compact"}) for t in missing]
-        )
+        futures = admin.create_topics([NewTopic(t, partitions, 1, config=CHANGELOG_CONFIG) for t in missing])
         for future in futures.values():
             try:
                 future.result(timeout_s)
@@ -35,3 +40,13 @@ def ensure_compacted_topics(bootstrap: str, names: set[str], partitions: int, ti
             return missing
         time.sleep(0.2)
     raise RuntimeError(f"changelog topics not ready within {timeout_s:.0f} s: {sorted(names)}")
+
+
+def _configure(admin: AdminClient, existing: list[str], timeout_s: float) -> None:
+    """Bring existing changelogs in line with CHANGELOG_CONFIG (incremental: other keys stay as they are)."""
+    if not existing:
+        return
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in CHANGELOG_CONFIG.items()]
+    resources = [ConfigResource(ResourceType.TOPIC, t, incremental_configs=entries) for t in existing]
+    for future in admin.incremental_alter_configs(resources).values():
+        future.result(timeout_s)

@@ -12,6 +12,7 @@ DEDUPE_EXPIRED = Counter(
     "vigil_stream_dedupe_expired_total", "Package ids deleted from the dedupe table after the horizon"
 )
 PARKED = Counter("vigil_stream_parked_total", "Packages parked until their sensor's metadata arrives")
+PARKED_WAITING = Gauge("vigil_stream_parked_waiting", "Parked packages held until their sensor's metadata arrives")
 UNPARKED = Counter("vigil_stream_unparked_total", "Parked packages processed after their metadata arrived")
 SAMPLES = Counter("vigil_stream_samples_total", "Samples graded, by quality code", ["quality"])
 MISSING = Counter("vigil_stream_missing_samples_total", "Samples missing against the declared sampling rate")

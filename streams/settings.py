@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts import MAX_INPUT_BYTES
 from streams.alerts import DEFAULT_RULES
 
 
@@ -22,7 +23,9 @@ class StreamSettings(BaseSettings):
     streams_future_tolerance_s: float = Field(
         default=300, ge=0, description="how far ahead of the broker a time may be"
     )
-    streams_max_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    streams_max_message_bytes: int = Field(
+        default=MAX_INPUT_BYTES, gt=0, description="larger packages are `oversized` (the topic's own limit)"
+    )
     streams_fetch_max_bytes: int = Field(
         default=8 * 1024 * 1024,
         gt=0,

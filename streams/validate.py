@@ -14,10 +14,10 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
-from contracts import CONTEXT_V1, KNOWN_CONTEXTS, EdgePackage, ReasonCode
+from contracts import CONTEXT_V1, KNOWN_CONTEXTS, MAX_INPUT_BYTES, EdgePackage, ReasonCode
 from streams.errors import Rejection
 
-MAX_MESSAGE_BYTES: Final = 8 * 1024 * 1024
+MAX_MESSAGE_BYTES: Final = MAX_INPUT_BYTES  # edge.packages.v1 holds nothing larger
 
 # pydantic error types that carry a reason code of their own; every other one is a schema violation.
 _REASONS: Final[dict[str, ReasonCode]] = {

@@ -10,6 +10,7 @@ real Kafka are exercised by `tests/integration/test_streams_pipeline.py`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import uuid
@@ -259,21 +260,21 @@ def test_unknown_sensor_is_parked_then_released_by_its_metadata(harness: Harness
             await harness.deliver(parked_ctx, parked.value, key=parked.key, at=parked_at, headers=headers)
 
         assert harness.clean() == []
-        assert streams_app.parked.data.get(sensor_id) == [
-            {
-                "value": package.decode(),
+        assert dict(streams_app.parked.data) == {
+            f"{sensor_id}/0/1": {
+                "original_b64": base64.b64encode(package).decode(),
                 "partition": 0,
                 "offset": 1,
                 "time_ms": round(APPEND.timestamp() * 1000),
             }
-        ]
+        }
 
         async with streams_app.metadata_agent.test_context() as metadata:
             await harness.deliver(metadata, _sensor(sensor_id), key=key)
 
     asyncio.run(scenario())
 
-    assert streams_app.parked.data.get(sensor_id) == []
+    assert dict(streams_app.parked.data) == {}
     [clean] = harness.clean()
     assert harness.on("clean_topic")[0].key == key
     assert str(clean.package_id) == package_id
@@ -283,6 +284,75 @@ def test_unknown_sensor_is_parked_then_released_by_its_metadata(harness: Harness
     assert clean.received_at == APPEND
     # Only the malformed message was a dead letter; the parked package was accounted for once.
     assert [letter.reason for letter in harness.dead_letters()] == [ReasonCode.MALFORMED_JSON]
+
+
+def test_parked_packages_are_one_entry_each_replays_overwrite_and_release_keeps_their_order(
+    harness: Harness,
+) -> None:
+    # A list per sensor outgrew Kafka's message limit after ~40 parked 1000-sample packages and crashed the
+    # worker's producer on every restart; one entry per source position keeps each entry one package large.
+    sensor_id = str(uuid.uuid4())
+    key = sensor_id.encode()
+    packages = [_package(sensor_id) for _ in range(5)]
+
+    async def scenario() -> None:
+        async with streams_app.packages_agent.test_context() as packages_ctx:
+            for package in packages:
+                await harness.deliver(packages_ctx, package, key=key)
+        parked_copies = harness.on("parked_topic")
+        async with streams_app.parked_agent.test_context() as parked_ctx:
+            # Delivered out of order, and the third one twice (an at-least-once replay of the parked topic).
+            for copy in [*parked_copies[::-1], parked_copies[2]]:
+                await harness.deliver(parked_ctx, copy.value, key=copy.key, headers=copy.headers)
+        assert sorted(streams_app.parked.data) == sorted(f"{sensor_id}/0/{offset}" for offset in range(5))
+        async with streams_app.metadata_agent.test_context() as metadata:
+            await harness.deliver(metadata, _sensor(sensor_id), key=key)
+
+    asyncio.run(scenario())
+
+    assert dict(streams_app.parked.data) == {}
+    assert harness.on("deadletter_topic") == []
+    clean = harness.clean()
+    assert [str(c.package_id) for c in clean] == [json.loads(p)["package_id"] for p in packages]
+    assert [c.source_offset for c in clean] == [0, 1, 2, 3, 4]
+
+
+def test_a_parked_list_left_by_an_older_worker_is_released(harness: Harness) -> None:
+    sensor_id = str(uuid.uuid4())
+    package = _package(sensor_id)
+    streams_app.parked.data[sensor_id] = [
+        {"value": package.decode(), "partition": 4, "offset": 17, "time_ms": round(APPEND.timestamp() * 1000)}
+    ]
+
+    async def scenario() -> None:
+        async with streams_app.metadata_agent.test_context() as metadata:
+            await harness.deliver(metadata, _sensor(sensor_id), key=sensor_id.encode())
+
+    asyncio.run(scenario())
+
+    assert dict(streams_app.parked.data) == {}
+    [clean] = harness.clean()
+    assert str(clean.package_id) == json.loads(package)["package_id"]
+    assert (clean.source_partition, clean.source_offset) == (4, 17)
+
+
+def test_a_metadata_tombstone_retires_the_sensor_without_a_dead_letter(harness: Harness) -> None:
+    key = EXAMPLE_SENSOR_ID.encode()
+
+    async def scenario() -> None:
+        async with streams_app.metadata_agent.test_context() as metadata:
+            await harness.deliver(metadata, _sensor(), key=key)
+            assert streams_app.sensors.data.get(EXAMPLE_SENSOR_ID) is not None
+            await harness.deliver(metadata, None, key=key)  # type: ignore[arg-type]
+        async with streams_app.packages_agent.test_context() as packages:
+            await harness.deliver(packages, _package(), key=key)
+
+    asyncio.run(scenario())
+
+    assert streams_app.sensors.data.get(EXAMPLE_SENSOR_ID) is None
+    assert harness.on("deadletter_topic") == []
+    assert harness.clean() == []
+    assert len(harness.on("parked_topic")) == 1  # the retired sensor's next package waits for new metadata
 
 
 def test_parked_package_whose_sensor_is_already_known_is_processed_at_once(harness: Harness) -> None:
@@ -303,7 +373,7 @@ def test_parked_package_whose_sensor_is_already_known_is_processed_at_once(harne
     asyncio.run(scenario())
 
     assert harness.on("deadletter_topic") == []
-    assert streams_app.parked.data.get(EXAMPLE_SENSOR_ID) is None
+    assert dict(streams_app.parked.data) == {}
     [clean] = harness.clean()
     assert str(clean.package_id) == json.loads(package)["package_id"]
     assert (clean.source_topic, clean.source_partition, clean.source_offset) == ("edge.packages.v1", 3, 42)
@@ -360,7 +430,7 @@ def test_a_failure_while_releasing_parked_packages_is_a_dead_letter_per_package(
     asyncio.run(scenario())
 
     assert calls == [1, 2]
-    assert streams_app.parked.data.get(sensor_id) == []
+    assert dict(streams_app.parked.data) == {}
     [letter] = harness.dead_letters()
     assert letter.reason is ReasonCode.PROCESSING_ERROR
     assert letter.stage == "parked"
