@@ -14,7 +14,7 @@ PYTEST := $(PY) -m pytest
 DEMO_SECONDS ?= 20
 
 
-.PHONY: help install up down status clean fetch demo streams test lint test-unit test-integration test-e2e test-lifecycle format bench
+.PHONY: help install up down status clean fetch demo streams test lint test-unit test-integration test-e2e test-lifecycle format bench bench-streams bench-clock bench-lake bench-rest
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -118,10 +118,13 @@ files-once: up ## One pickup pass over the inbox (and FTP), then exit with a sum
 	$(PY) -m connectors.files once
 
 .PHONY: bench-streams bench-lake bench-rest
-bench: bench-streams bench-lake bench-rest ## Every benchmark (about 10 min); results in bench/results/, method in bench/README.md
+bench: bench-streams bench-clock bench-lake bench-rest ## Every benchmark (about 10 min); results in bench/results/, method in bench/README.md
 
 bench-streams: up ## Stream stage: samples/s vs a bare-consumer baseline, Faust-floor and pure-stage bounds, latency at half rate
 	$(PY) -m bench.stream_stage
+
+bench-clock: $(STAMP) ## Clock-skew estimator: error on simulated drifting clocks vs a plain low percentile (no services)
+	$(PY) -m bench.clock_accuracy
 
 bench-lake: lake ## Lake: writer rows/s vs pyarrow Parquet, freshness send->Trino, ten queries Trino vs DuckDB
 	$(PY) -m bench.lake_ingest

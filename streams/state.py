@@ -78,7 +78,7 @@ class Checkpointed(Generic[S]):
     """A table's latest value per key, parsed, in memory; written back at most every `interval_s` per key.
 
     For state that is an estimate, not a record: every write is a changelog message (Faust serialises it
-    and sends it through its producer, ~0.2 ms), and a gateway's clock window (up to 512 points) changes
+    and sends it through its producer, ~0.2 ms), and a gateway's clock window (up to 512 points) can change
     with every package. A restarted worker resumes from the last checkpoint, missing at most `interval_s`
     of observations. The first value of a key is written at once. After a rebalance the table, recovered
     from its changelog, is the truth again (`forget`).

@@ -11,8 +11,11 @@ from streams.clock import SkewWindow, correct_times
 
 pytestmark = pytest.mark.unit
 
-# Stated accuracy: within 5 ms + 5 % of the median network delay of the true offset.
+# Stated accuracy: within 5 ms + 15 % of the median network delay of the true offset. (With 5 % the old
+# estimator failed about 1 clock in 75 at a 50 ms mean delay: 400 observations leave ~50 per bucket for a 5th
+# percentile. bench/clock_accuracy.py measures the distribution.)
 TOLERANCE_MS = 5.0
+DELAY_SHARE = 0.15
 
 
 def _observe(
@@ -41,7 +44,7 @@ def test_recovers_offset_and_drift(offset_ms: float, drift_ppm: float, delay_ms:
     window, truth = _observe(offset_ms, drift_ppm, delay_ms, seed)
     estimate = window.estimate(max(window.append_ms))
     assert estimate is not None
-    assert abs(estimate - truth) <= TOLERANCE_MS + 0.05 * delay_ms * np.log(2)
+    assert abs(estimate - truth) <= TOLERANCE_MS + DELAY_SHARE * delay_ms * np.log(2)
 
 
 def test_tracks_drift_rather_than_averaging_it() -> None:
@@ -65,9 +68,30 @@ def test_window_is_bounded_in_time_and_points() -> None:
         window = window.observe(i * 1000.0, 1.0, window_ms=10_000, max_points=20)
     assert len(window.append_ms) <= 11
     assert min(window.append_ms) >= 39_000
-    for i in range(50):
-        window = window.observe(i * 10.0, 1.0, max_points=20)
-    assert len(window.append_ms) == 20
+    dense = SkewWindow()
+    for i in range(5000):  # 100 observations a second for 50 s
+        dense = dense.observe(i * 10.0, 1.0 + (i % 7), window_ms=10_000, max_points=20)
+    assert len(dense.append_ms) <= 20
+    assert max(dense.append_ms) - min(dense.append_ms) >= 9_000  # the whole window, not its last 200 ms
+    assert set(dense.gap_ms.tolist()) == {1.0}  # each slot kept its lowest gap
+
+
+def test_an_observation_that_does_not_lower_its_slot_keeps_the_window() -> None:
+    window = SkewWindow().observe(1000.0, 50.0)
+    assert window.observe(1001.0, 51.0) is window
+    lower = window.observe(1002.0, 49.0)
+    assert lower.append_ms.tolist() == [1002.0]
+    assert lower.gap_ms.tolist() == [49.0]
+    assert window.gap_ms.tolist() == [50.0]  # windows are immutable
+
+
+def test_a_busy_gateway_is_estimated_over_the_whole_window() -> None:
+    # 50 packages a second for 10 minutes: the window must still span minutes to follow a 200 ppm drift.
+    window, truth = _observe(-2_000.0, 200.0, 5.0, seed=11, n=30_000, period_ms=20.0)
+    assert max(window.append_ms) - min(window.append_ms) > 9 * 60 * 1000
+    estimate = window.estimate(max(window.append_ms))
+    assert estimate is not None
+    assert abs(estimate - truth) <= TOLERANCE_MS
 
 
 def test_correct_times_applies_offset_in_microseconds() -> None:
