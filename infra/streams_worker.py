@@ -118,7 +118,7 @@ def stream_worker(
     app_id = app_id or f"vigil-streams-it-{uuid.uuid4().hex[:8]}"
     if fresh:
         start_group_at(settings, app_id, start_at if start_at is not None else end_offsets(settings))
-    others = [g for g in active_workers(settings) if g != app_id]
+    others = _others_after_they_leave(settings, app_id)
     if others:
         # Another worker would emit its own copy of every output and spoil any count made here.
         raise RuntimeError(f"other stream workers are running against {settings.kafka_bootstrap}: {others}")
@@ -143,6 +143,17 @@ def delete_app_state(settings: InfraSettings, app_id: str) -> None:
     for future in admin.delete_consumer_groups([app_id]).values():
         with contextlib.suppress(Exception):  # the group may still be settling; this is only housekeeping
             future.result(30)
+
+
+def _others_after_they_leave(settings: InfraSettings, app_id: str, timeout_s: float = 75.0) -> list[str]:
+    """Other live stream workers, waited for: a worker stopped a moment ago can stay a group member until the
+    broker's session timeout (Faust's default is 60 s) if it did not leave the group on its way out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        others = [g for g in active_workers(settings) if g != app_id]
+        if not others or time.monotonic() >= deadline:
+            return others
+        time.sleep(1.0)
 
 
 def active_workers(settings: InfraSettings, topic: str = "edge.packages.v1") -> list[str]:

@@ -1,4 +1,4 @@
-"""The Faust app: topics, tables and the three agents that wire the pure stages to Kafka.
+"""The Faust app: topics, tables and the four agents that wire the pure stages to Kafka.
 
 Processing guarantee: at-least-once with agent concurrency 1 (Faust's
 exactly-once mode has open duplicate/loss bugs, see DESIGN.md). Offsets are
@@ -8,7 +8,9 @@ validation and by package-id dedupe in the lake.
 
 The three input topics are keyed by sensor UUID with the same partition count
 and partitioner, so each agent's table writes for one sensor land in the same
-changelog partition whichever topic the event came from.
+changelog partition whichever topic the event came from. State of a gateway,
+whose sensors span partitions, is kept per partition, and its clock-skew rule
+runs on an internal topic keyed by gateway (`clock_agent`).
 """
 
 from __future__ import annotations
@@ -18,18 +20,20 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import faust
+import orjson
 from faust.types import EventT
 
 from contracts import MAX_OUTPUT_BYTES, ClockSource, DeadLetter, EdgePackage, ReasonCode, SensorDescription
 from contracts import avro as avro_codec
 from streams import metrics
-from streams.alerts import Subject, evaluate_clock, load_rules
-from streams.changelogs import ensure_compacted_topics
+from streams.alerts import Episode, Subject, evaluate_clock, load_rules
+from streams.changelogs import CHANGELOG_CONFIG, INTERNAL_CONFIG, ensure_app_topics
 from streams.dedupe import SeenExpiry
 from streams.enrich import UnknownUnitError, profile
 from streams.errors import Rejection
@@ -105,7 +109,13 @@ parked = app.Table(
     "parked-packages", default=None, help="sensor id/partition/offset -> a parked package awaiting metadata"
 )
 sensor_state = app.Table("sensor-state", default=None, help="sensor id -> quality tail and alert episodes")
-gateway_clocks = app.Table("gateway-clocks", default=None, help="gateway id -> skew window and episode")
+gateway_clocks = app.Table("gateway-clocks", default=None, help="gateway id/partition -> skew window")
+# A gateway's sensors hash to every partition, so its packages reach every worker. Each partition keeps its own
+# skew window (keyed gateway/partition: it moves with the partition) and reports its offset for the gateway to
+# this internal topic, keyed by gateway: the one worker owning the gateway's partition here evaluates the
+# clock-skew rule, so an episode is one open and one close however many workers there are.
+clock_reports_topic = app.topic(f"{settings.streams_app_id}-clock-reports", **_RAW)
+clock_episodes = app.Table("gateway-clock-episodes", default=None, help="gateway id -> clock-skew alert episode")
 metrics.PARKED_WAITING.set_function(lambda: len(parked.data))
 expiry = SeenExpiry(seen, settings.streams_dedupe_horizon_s * 1000)  # keeps `seen` bounded (streams/dedupe.py)
 # Parsed in memory, checkpointed to the tables above at most every VIGIL_STREAMS_STATE_CHECKPOINT_S per key and
@@ -123,6 +133,7 @@ def _on_revoked(_app: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
     # Keys of revoked partitions may move to another worker; after the rebalance the recovered tables are the truth.
     sensor_states.forget()
     clocks.forget()
+    clock_reported.clear()
     expiry.forget()
 
 
@@ -165,29 +176,62 @@ async def _reject(
     metrics.MESSAGES_OUT.labels(deadletter_topic.get_topic_name()).inc()
 
 
-async def _clock(package: EdgePackage, append_time: datetime) -> tuple[float, ClockSource]:
-    """Observe the send-to-append gap, choose the offset to apply, and run the gateway's clock-skew rule."""
-    state = clocks.get(package.gateway_id)
-    append_ms = append_time.timestamp() * 1000
-    window = state.window.observe(append_ms, append_ms - package.sent_at.timestamp() * 1000)
+async def _clock(package: EdgePackage, source: Source) -> tuple[float, ClockSource]:
+    """Observe the send-to-append gap, choose the offset to apply, and report it for the clock-skew rule."""
+    key = f"{package.gateway_id}/{source.partition}"
+    append_ms = source.append_time.timestamp() * 1000
+    window = clocks.get(key).window.observe(append_ms, append_ms - package.sent_at.timestamp() * 1000)
     estimate = window.estimate(append_ms) if package.clock_offset_ms is None else None
     if package.clock_offset_ms is not None:
-        offset_ms, source = package.clock_offset_ms, ClockSource.NTP
+        offset_ms, clock_source = package.clock_offset_ms, ClockSource.NTP
     elif estimate is not None:
-        offset_ms, source = estimate, ClockSource.ESTIMATED
+        offset_ms, clock_source = estimate, ClockSource.ESTIMATED
     else:
-        offset_ms, source = 0.0, ClockSource.NONE
-    span = (round(package.window.start.timestamp() * 1e6), round(package.window.end.timestamp() * 1e6))
-    subject = Subject(package.gateway_id, None, None, package.gateway_id)
-    alert, episode = evaluate_clock(
-        rules, offset_ms, state.episode, subject=subject, window=span, now=datetime.now(UTC)
+        offset_ms, clock_source = 0.0, ClockSource.NONE
+    clocks.put(key, GatewayClock(window))
+    metrics.CLOCK_OFFSET.labels(package.gateway_id, clock_source.value).set(offset_ms)
+    await _report_clock(key, package, offset_ms)
+    return offset_ms, clock_source
+
+
+clock_reported: dict[str, tuple[float, bool]] = {}  # gateway/partition -> (monotonic time, breached) last reported
+
+
+async def _report_clock(key: str, package: EdgePackage, offset_ms: float) -> None:
+    """Report the offset to the gateway's clock agent: at most every VIGIL_STREAMS_CLOCK_REPORT_S per partition,
+    and at once when it crosses the rule's limit."""
+    rule = rules.clock_skew
+    if not rule.enabled:
+        return
+    breached = abs(offset_ms) > rule.max_abs_offset_ms
+    at = time.monotonic()
+    last = clock_reported.get(key)
+    if last is not None and last[1] == breached and at - last[0] < settings.streams_clock_report_s:
+        return
+    clock_reported[key] = (at, breached)
+    window = (round(package.window.start.timestamp() * 1e6), round(package.window.end.timestamp() * 1e6))
+    report = {"offset_ms": offset_ms, "window_us": window}
+    await clock_reports_topic.send(key=package.gateway_id.encode(), value=orjson.dumps(report))
+
+
+async def handle_clock_report(event: EventT[bytes]) -> None:
+    """The clock-skew rule for one gateway, on the offsets its partitions report."""
+    gateway = (event.message.key or b"").decode()
+    report = orjson.loads(event.message.value or b"")
+    episode = Episode(**(clock_episodes.get(gateway) or {}))
+    alert, after = evaluate_clock(
+        rules,
+        float(report["offset_ms"]),
+        episode,
+        subject=Subject(gateway, None, None, gateway),
+        window=(int(report["window_us"][0]), int(report["window_us"][1])),
+        now=datetime.now(UTC),
     )
-    clocks.put(package.gateway_id, GatewayClock(window, episode), now=alert is not None)
-    metrics.CLOCK_OFFSET.labels(package.gateway_id, source.value).set(offset_ms)
+    if after != episode:
+        clock_episodes[gateway] = asdict(after)
     if alert is not None:
         await alerts_topic.send(key=alert.asset_id.encode(), value=avro_codec.encode(alert))
         metrics.ALERTS.labels(alert.rule, alert.state.value).inc()
-    return offset_ms, source
 
 
 @lru_cache(maxsize=4096)
@@ -200,7 +244,7 @@ async def _process(package: EdgePackage, meta_json: str, source: Source) -> None
     """Clock, quality, enrich, alerts for a package whose sensor is known; publish the results."""
     started = time.perf_counter()
     sensor = _parse_sensor(meta_json)
-    offset_ms, clock_source = await _clock(package, source.append_time)
+    offset_ms, clock_source = await _clock(package, source)
     key = str(package.sensor_id)
     result = process(
         package,
@@ -251,6 +295,12 @@ async def parked_agent(stream: faust.StreamT[bytes]) -> None:
 async def metadata_agent(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
         await _guarded(event, handle_metadata)
+
+
+@app.agent(clock_reports_topic, concurrency=1)
+async def clock_agent(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await _guarded(event, handle_clock_report)
 
 
 async def handle_package(event: EventT[bytes]) -> None:
@@ -431,7 +481,7 @@ async def handle_metadata(event: EventT[bytes]) -> None:
         del parked[table_key]
 
 
-_INPUTS = {packages_topic.get_topic_name(), metadata_topic.get_topic_name(), parked_topic.get_topic_name()}
+_INPUTS = {t.get_topic_name() for t in (packages_topic, metadata_topic, parked_topic, clock_reports_topic)}
 
 
 @app.timer(interval=10.0)  # type: ignore[untyped-decorator]
@@ -457,8 +507,9 @@ def main() -> None:
             sys.argv.append("--without-web")
         # Faust's consumer snapshots topic metadata once: a changelog it creates in the same instant can be
         # recorded with 0 partitions, failing every table access (PartitionsMismatch) for minutes.
-        changelogs = {table.changelog_topic.get_topic_name() for table in app.tables.values()}
-        ensure_compacted_topics(settings.kafka_bootstrap, changelogs, partitions=6)
+        topics = {table.changelog_topic.get_topic_name(): CHANGELOG_CONFIG for table in app.tables.values()}
+        topics[clock_reports_topic.get_topic_name()] = INTERNAL_CONFIG
+        ensure_app_topics(settings.kafka_bootstrap, topics, partitions=6)
     start_http_server(settings.streams_metrics_port, addr=settings.streams_metrics_host)
     app.main()
 

@@ -1,14 +1,15 @@
-"""Create the tables' changelog topics before Faust starts, complete with leaders for every partition.
+"""Create the worker's own topics (tables' changelogs, internal topics) before Faust starts, complete with leaders.
 
 Faust creates them itself, but its consumer records topic metadata once at
-start: a changelog created in that instant can be recorded with 0 partitions,
-and every access to its table then fails with PartitionsMismatch until the
-metadata is refreshed minutes later. Created beforehand, they are complete.
+start: a topic created in that instant can be recorded with 0 partitions, and
+every access to its table (or agent) then fails with PartitionsMismatch until
+the metadata is refreshed minutes later. Created beforehand, they are complete.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
@@ -16,16 +17,21 @@ from contracts import MAX_OUTPUT_BYTES
 
 # A table value may be as large as the stream's largest output (a parked package, base64).
 CHANGELOG_CONFIG = {"cleanup.policy": "compact", "max.message.bytes": str(MAX_OUTPUT_BYTES)}
+# Internal topics carry small reports the worker itself consumes within seconds.
+INTERNAL_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(24 * 3600 * 1000)}
 
 
-def ensure_compacted_topics(bootstrap: str, names: set[str], partitions: int, timeout_s: float = 60.0) -> list[str]:
-    """Create the missing topics of `names` with CHANGELOG_CONFIG, set it on the others; wait until all have
-    `partitions`; return those created."""
+def ensure_app_topics(
+    bootstrap: str, configs: Mapping[str, Mapping[str, str]], partitions: int, timeout_s: float = 60.0
+) -> list[str]:
+    """Create the missing topics of `configs` with their config, set it on the others; wait until all have
+    `partitions` with leaders; return those created."""
+    names = set(configs)
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
     missing = sorted(names - set(admin.list_topics(timeout=10).topics))
-    _configure(admin, sorted(names - set(missing)), timeout_s)
+    _configure(admin, {t: configs[t] for t in sorted(names - set(missing))}, timeout_s)
     if missing:
-        futures = admin.create_topics([NewTopic(t, partitions, 1, config=CHANGELOG_CONFIG) for t in missing])
+        futures = admin.create_topics([NewTopic(t, partitions, 1, config=dict(configs[t])) for t in missing])
         for future in futures.values():
             try:
                 future.result(timeout_s)
@@ -39,14 +45,22 @@ def ensure_compacted_topics(bootstrap: str, names: set[str], partitions: int, ti
         if len(ready) == len(names) and all(p.leader >= 0 for t in names for p in topics[t].partitions.values()):
             return missing
         time.sleep(0.2)
-    raise RuntimeError(f"changelog topics not ready within {timeout_s:.0f} s: {sorted(names)}")
+    raise RuntimeError(f"the worker's topics are not ready within {timeout_s:.0f} s: {sorted(names)}")
 
 
-def _configure(admin: AdminClient, existing: list[str], timeout_s: float) -> None:
-    """Bring existing changelogs in line with CHANGELOG_CONFIG (incremental: other keys stay as they are)."""
+def _configure(admin: AdminClient, existing: Mapping[str, Mapping[str, str]], timeout_s: float) -> None:
+    """Bring existing topics in line with their config (incremental: other keys stay as they are)."""
     if not existing:
         return
-    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in CHANGELOG_CONFIG.items()]
-    resources = [ConfigResource(ResourceType.TOPIC, t, incremental_configs=entries) for t in existing]
+    resources = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            topic,
+            incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in config.items()
+            ],
+        )
+        for topic, config in existing.items()
+    ]
     for future in admin.incremental_alter_configs(resources).values():
         future.result(timeout_s)

@@ -36,6 +36,11 @@ class StreamSettings(BaseSettings):
         ge=0,
         description="per-sensor quality/alert state and per-gateway clock state: changelog write interval per key",
     )
+    streams_clock_report_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="per partition: how often a gateway's offset goes to the clock-skew rule (at once on a breach)",
+    )
     data_dir: Path = Field(default=Path(__file__).resolve().parent.parent / ".data", description="VIGIL_DATA_DIR")
 
     @property

@@ -47,18 +47,14 @@ def sensor_state_from_json(data: dict[str, Any] | None) -> SensorState:
 
 @dataclass(frozen=True, slots=True)
 class GatewayClock:
-    """One gateway's skew observations and its clock-skew alert episode."""
+    """A gateway's skew observations on one partition (its clock-skew episode is kept by the clock agent)."""
 
     window: SkewWindow = field(default_factory=SkewWindow)
-    episode: Episode = field(default_factory=Episode)
 
 
 def gateway_clock_to_json(clock: GatewayClock) -> dict[str, Any]:
     # By hand: dataclasses.asdict deep-copies every float of the window, which profiled as the worker's hottest path.
-    return {
-        "window": {"append_ms": clock.window.append_ms.tolist(), "gap_ms": clock.window.gap_ms.tolist()},
-        "episode": asdict(clock.episode),
-    }
+    return {"window": {"append_ms": clock.window.append_ms.tolist(), "gap_ms": clock.window.gap_ms.tolist()}}
 
 
 def gateway_clock_from_json(data: dict[str, Any] | None) -> GatewayClock:
@@ -66,11 +62,10 @@ def gateway_clock_from_json(data: dict[str, Any] | None) -> GatewayClock:
         return GatewayClock()
     window = data.get("window") or {}
     return GatewayClock(
-        window=SkewWindow(
+        SkewWindow(
             np.asarray(window.get("append_ms", ()), dtype=np.float64),
             np.asarray(window.get("gap_ms", ()), dtype=np.float64),
-        ),
-        episode=Episode(**(data.get("episode") or {})),
+        )
     )
 
 

@@ -46,10 +46,16 @@ def _alive(worker: Worker) -> bool:
     return worker.proc is not None and worker.proc.poll() is None
 
 
-def _gauge(worker: Worker, name: str) -> float:
+def _gauge(worker: Worker, name: str, **labels: str) -> float:
+    """The worker's metric `name` (summed over the samples whose labels include `labels`)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    )
 
 
 def test_a_limit_sized_dead_letter_and_a_long_parked_backlog_lose_nothing(

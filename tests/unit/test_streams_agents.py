@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import streams.app as streams_app
-from contracts import CleanReadingBatch, DeadLetter, ReasonCode
+from contracts import Alert, CleanReadingBatch, DeadLetter, ReasonCode
 from contracts import avro as avro_codec
 from streams.dedupe import SeenExpiry
 from streams.pipeline import process
@@ -34,8 +34,8 @@ TIMEOUT_S = 10.0
 EXAMPLE_SENSOR_ID = "6f1c2a0e-4b7d-4e8a-9c51-2f3d8e9a0b11"
 # Broker append time of the example package: one second after its window ends, so it is not "future".
 APPEND = datetime(2026, 11, 23, 8, 0, 2, tzinfo=UTC)
-OUTPUTS = ("deadletter_topic", "clean_topic", "alerts_topic", "parked_topic")
-TABLES = ("seen", "sensors", "parked", "sensor_state", "gateway_clocks")
+OUTPUTS = ("deadletter_topic", "clean_topic", "alerts_topic", "parked_topic", "clock_reports_topic")
+TABLES = ("seen", "sensors", "parked", "sensor_state", "gateway_clocks", "clock_episodes")
 
 
 def _example(name: str) -> dict[str, Any]:
@@ -148,12 +148,14 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
         getattr(streams_app, table).data.clear()
     streams_app.sensor_states.forget()
     streams_app.clocks.forget()
+    streams_app.clock_reported.clear()
     streams_app.expiry.forget()
     yield h
     for table in TABLES:
         getattr(streams_app, table).data.clear()
     streams_app.sensor_states.forget()
     streams_app.clocks.forget()
+    streams_app.clock_reported.clear()
     streams_app.expiry.forget()
 
 
@@ -220,7 +222,8 @@ def test_the_same_package_twice_is_a_duplicate_dead_letter(harness: Harness) -> 
 
     asyncio.run(scenario())
 
-    assert [s.topic for s in harness.sent if s.topic != "alerts_topic"] == ["clean_topic", "deadletter_topic"]
+    outputs = [s.topic for s in harness.sent if s.topic not in ("alerts_topic", "clock_reports_topic")]
+    assert outputs == ["clean_topic", "deadletter_topic"]
     [clean] = harness.clean()
     assert str(clean.package_id) == package_id
     [letter] = harness.dead_letters()
@@ -229,6 +232,44 @@ def test_the_same_package_twice_is_a_duplicate_dead_letter(harness: Harness) -> 
     assert str(letter.package_id) == package_id
     assert letter.original == package
     assert letter.source_offset == 1
+
+
+def test_a_skewed_gateway_is_reported_by_its_partition_and_alerted_once_per_episode(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = EXAMPLE_SENSOR_ID.encode()
+    # A long report interval: only a crossing of the rule's limit may send a report within this test.
+    monkeypatch.setattr(
+        streams_app, "settings", streams_app.settings.model_copy(update={"streams_clock_report_s": 3600.0})
+    )
+
+    def reporting(offset_ms: float) -> bytes:
+        document = json.loads(_package())
+        document["clock_offset_ms"] = offset_ms
+        return json.dumps(document).encode()
+
+    async def scenario() -> None:
+        async with streams_app.metadata_agent.test_context() as metadata:
+            await harness.deliver(metadata, _sensor(), key=key)
+        async with streams_app.packages_agent.test_context() as packages:
+            for offset_ms in (5000.0, 5100.0, 4900.0, -12.5):  # 5 s off (limit 2 s), then back in sync
+                await harness.deliver(packages, reporting(offset_ms), key=key)
+        reports = harness.on("clock_reports_topic")
+        # The first package, and the one that crossed back under the limit: not one report per package.
+        assert [json.loads(r.value)["offset_ms"] for r in reports] == [5000.0, -12.5]
+        assert {r.key for r in reports} == {b"gw-plant-a-01"}
+        async with streams_app.clock_agent.test_context() as clock:
+            for report in [*reports, reports[0]]:  # and the first again, as a replay after a crash would
+                await harness.deliver(clock, report.value, key=report.key)
+
+    asyncio.run(scenario())
+
+    alerts = [avro_codec.decode(Alert, s.value) for s in harness.on("alerts_topic")]
+    skew = [(a.rule, a.state.value, a.asset_id) for a in alerts if a.rule == "clock_skew"]
+    assert skew == [("clock_skew", "open", "gw-plant-a-01")]  # one open; the episode stays open until 5 clear
+    assert streams_app.clock_episodes.data["gw-plant-a-01"]["open"] is True
+    assert sorted(streams_app.gateway_clocks.data) == ["gw-plant-a-01/0"]  # the window is the partition's own
+    assert harness.on("deadletter_topic") == []
 
 
 @pytest.mark.parametrize("header_form", ["dict", "kafka_pairs"])
