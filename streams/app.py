@@ -15,7 +15,6 @@ runs on an internal topic keyed by gateway (`clock_agent`).
 
 from __future__ import annotations
 
-import base64
 import logging
 import sys
 import time
@@ -26,14 +25,14 @@ from functools import lru_cache
 from typing import Any
 
 import faust
-import orjson
 from faust.types import EventT
 
 from contracts import MAX_OUTPUT_BYTES, ClockSource, DeadLetter, EdgePackage, ReasonCode, SensorDescription
 from contracts import avro as avro_codec
-from streams import metrics
+from streams import metrics, parking
 from streams.alerts import Episode, Subject, evaluate_clock, load_rules
 from streams.changelogs import CHANGELOG_CONFIG, INTERNAL_CONFIG, ensure_app_topics
+from streams.clock_reports import ClockReport, ReportGate
 from streams.dedupe import SeenExpiry
 from streams.enrich import UnknownUnitError, profile
 from streams.errors import Rejection
@@ -116,6 +115,7 @@ gateway_clocks = app.Table("gateway-clocks", default=None, help="gateway id/part
 # clock-skew rule, so an episode is one open and one close however many workers there are.
 clock_reports_topic = app.topic(f"{settings.streams_app_id}-clock-reports", **_RAW)
 clock_episodes = app.Table("gateway-clock-episodes", default=None, help="gateway id -> clock-skew alert episode")
+clock_gate = ReportGate(settings.streams_clock_report_s)  # streams/clock_reports.py
 metrics.PARKED_WAITING.set_function(lambda: len(parked.data))
 expiry = SeenExpiry(seen, settings.streams_dedupe_horizon_s * 1000)  # keeps `seen` bounded (streams/dedupe.py)
 # Parsed in memory, checkpointed to the tables above at most every VIGIL_STREAMS_STATE_CHECKPOINT_S per key and
@@ -133,15 +133,8 @@ def _on_revoked(_app: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
     # Keys of revoked partitions may move to another worker; after the rebalance the recovered tables are the truth.
     sensor_states.forget()
     clocks.forget()
-    clock_reported.clear()
+    clock_gate.forget()
     expiry.forget()
-
-
-_HEADER_PARTITION, _HEADER_OFFSET, _HEADER_TIME = (
-    "vigil-source-partition",
-    "vigil-source-offset",
-    "vigil-source-time-ms",
-)
 
 
 def _source(event: EventT[bytes]) -> Source:
@@ -194,38 +187,22 @@ async def _clock(package: EdgePackage, source: Source) -> tuple[float, ClockSour
     return offset_ms, clock_source
 
 
-clock_reported: dict[str, tuple[float, bool]] = {}  # gateway/partition -> (monotonic time, breached) last reported
-
-
 async def _report_clock(key: str, package: EdgePackage, offset_ms: float) -> None:
-    """Report the offset to the gateway's clock agent: at most every VIGIL_STREAMS_CLOCK_REPORT_S per partition,
-    and at once when it crosses the rule's limit."""
+    """Send the offset to the gateway's clock agent when the gate says a report is due (streams/clock_reports.py)."""
     rule = rules.clock_skew
-    if not rule.enabled:
-        return
-    breached = abs(offset_ms) > rule.max_abs_offset_ms
-    at = time.monotonic()
-    last = clock_reported.get(key)
-    if last is not None and last[1] == breached and at - last[0] < settings.streams_clock_report_s:
-        return
-    clock_reported[key] = (at, breached)
-    window = (round(package.window.start.timestamp() * 1e6), round(package.window.end.timestamp() * 1e6))
-    report = {"offset_ms": offset_ms, "window_us": window}
-    await clock_reports_topic.send(key=package.gateway_id.encode(), value=orjson.dumps(report))
+    if rule.enabled and clock_gate.due(key, abs(offset_ms) > rule.max_abs_offset_ms, time.monotonic()):
+        window = (round(package.window.start.timestamp() * 1e6), round(package.window.end.timestamp() * 1e6))
+        await clock_reports_topic.send(key=package.gateway_id.encode(), value=ClockReport(offset_ms, window).to_bytes())
 
 
 async def handle_clock_report(event: EventT[bytes]) -> None:
     """The clock-skew rule for one gateway, on the offsets its partitions report."""
     gateway = (event.message.key or b"").decode()
-    report = orjson.loads(event.message.value or b"")
+    report = ClockReport.from_bytes(event.message.value or b"")
     episode = Episode(**(clock_episodes.get(gateway) or {}))
+    subject = Subject(gateway, None, None, gateway)
     alert, after = evaluate_clock(
-        rules,
-        float(report["offset_ms"]),
-        episode,
-        subject=Subject(gateway, None, None, gateway),
-        window=(int(report["window_us"][0]), int(report["window_us"][1])),
-        now=datetime.now(UTC),
+        rules, report.offset_ms, episode, subject=subject, window=report.window_us, now=datetime.now(UTC)
     )
     if after != episode:
         clock_episodes[gateway] = asdict(after)
@@ -365,38 +342,16 @@ def _forget(package: EdgePackage) -> None:
 
 
 async def _park(event: EventT[bytes], source: Source) -> None:
-    headers = {
-        _HEADER_PARTITION: str(source.partition).encode(),
-        _HEADER_OFFSET: str(source.offset).encode(),
-        _HEADER_TIME: str(round(source.append_time.timestamp() * 1000)).encode(),
-    }
-    await parked_topic.send(key=event.message.key, value=event.message.value, headers=headers)
+    await parked_topic.send(key=event.message.key, value=event.message.value, headers=parking.headers(source))
     metrics.PARKED.inc()
     metrics.MESSAGES_OUT.labels(parked_topic.get_topic_name()).inc()
-
-
-def _headers(event: EventT[bytes]) -> dict[str, str]:
-    # Kafka delivers a list of (key, bytes) pairs; Faust's test channel keeps the dict it was given.
-    raw: Any = event.message.headers or []
-    pairs: list[tuple[str, Any]] = list(raw.items()) if isinstance(raw, dict) else list(raw)
-    return {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in pairs}
-
-
-def _parked_source(event: EventT[bytes]) -> Source:
-    headers = _headers(event)
-    return Source(
-        packages_topic.get_topic_name(),
-        int(headers[_HEADER_PARTITION]),
-        int(headers[_HEADER_OFFSET]),
-        datetime.fromtimestamp(int(headers[_HEADER_TIME]) / 1000, tz=UTC),
-    )
 
 
 async def handle_parked(event: EventT[bytes]) -> None:
     """A parked package is processed as soon as its sensor is known; until then it waits in a table."""
     try:
         package = EdgePackage.from_wire(event.message.value or b"")
-        source = _parked_source(event)
+        source = parking.source_of(event.message.headers or [], packages_topic.get_topic_name())
     except (ValueError, KeyError) as exc:  # not something this worker parked
         await _dead_letter(
             event, Rejection(ReasonCode.SCHEMA_VIOLATION, f"not a parked package: {exc}"[:1000], None, "parked")
@@ -405,50 +360,11 @@ async def handle_parked(event: EventT[bytes]) -> None:
     key = str(package.sensor_id)
     meta = sensors.get(key)
     if meta is None:
-        # One table entry per package, keyed by its source position: a replayed parked message overwrites its
-        # own entry, and no entry outgrows a Kafka message however many packages a sensor has waiting.
-        parked[_parked_key(key, source)] = {
-            "original_b64": base64.b64encode(event.message.value or b"").decode(),
-            "partition": source.partition,
-            "offset": source.offset,
-            "time_ms": round(source.append_time.timestamp() * 1000),
-        }
+        table_key, waiting = parking.entry(key, event.message.value or b"", source)
+        parked[table_key] = waiting
         return
     await _process(package, meta, source)
     metrics.UNPARKED.inc()
-
-
-def _parked_key(sensor_key: str, source: Source) -> str:
-    return f"{sensor_key}/{source.partition}/{source.offset}"
-
-
-def _waiting(sensor_key: str) -> list[tuple[str, bytes, Source]]:
-    """The sensor's parked packages in their original order: (table key, original bytes, source)."""
-    prefix = f"{sensor_key}/"
-    items = [(k, v) for k, v in parked.items() if isinstance(k, str) and k.startswith(prefix) and v is not None]
-    # Workers before 2026-11-30 kept one list per sensor (whose changelog record outgrew Kafka's limit).
-    legacy = parked.get(sensor_key)
-    if isinstance(legacy, list):
-        del parked[sensor_key]
-        for item in legacy:
-            entry = {k: item[k] for k in ("partition", "offset", "time_ms")}
-            entry["original_b64"] = base64.b64encode(item["value"].encode()).decode()
-            parked[f"{prefix}{entry['partition']}/{entry['offset']}"] = entry
-            items.append((f"{prefix}{entry['partition']}/{entry['offset']}", entry))
-    items.sort(key=lambda kv: (kv[1]["partition"], kv[1]["offset"]))
-    return [
-        (
-            k,
-            base64.b64decode(v["original_b64"]),
-            Source(
-                packages_topic.get_topic_name(),
-                v["partition"],
-                v["offset"],
-                datetime.fromtimestamp(v["time_ms"] / 1000, tz=UTC),
-            ),
-        )
-        for k, v in items
-    ]
 
 
 async def handle_metadata(event: EventT[bytes]) -> None:
@@ -468,17 +384,22 @@ async def handle_metadata(event: EventT[bytes]) -> None:
     key = str(sensor.sensor_id)
     meta = sensor.model_dump_json(by_alias=True)
     sensors[key] = meta
-    for table_key, original, source in _waiting(key):
+    topic = packages_topic.get_topic_name()
+    legacy = parking.legacy(parked.get(key), key, topic)
+    for item in [*legacy, *parking.waiting(parked.items(), key, topic)]:
         try:
-            await _process(EdgePackage.from_wire(original), meta, source)
+            await _process(EdgePackage.from_wire(item.original), meta, item.source)
         except Exception as exc:
             log.exception("processing a released parked package failed")
             failure = Rejection(ReasonCode.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000], None, "parked")
-            await _reject(original, key.encode(), source, failure)
+            await _reject(item.original, key.encode(), item.source, failure)
         else:
             metrics.UNPARKED.inc()
         # Removed only once its clean record or dead letter was handed to the producer.
-        del parked[table_key]
+        if item.key != key:
+            del parked[item.key]
+    if legacy:
+        del parked[key]
 
 
 _INPUTS = {t.get_topic_name() for t in (packages_topic, metadata_topic, parked_topic, clock_reports_topic)}

@@ -148,14 +148,14 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
         getattr(streams_app, table).data.clear()
     streams_app.sensor_states.forget()
     streams_app.clocks.forget()
-    streams_app.clock_reported.clear()
+    streams_app.clock_gate.forget()
     streams_app.expiry.forget()
     yield h
     for table in TABLES:
         getattr(streams_app, table).data.clear()
     streams_app.sensor_states.forget()
     streams_app.clocks.forget()
-    streams_app.clock_reported.clear()
+    streams_app.clock_gate.forget()
     streams_app.expiry.forget()
 
 
@@ -239,9 +239,7 @@ def test_a_skewed_gateway_is_reported_by_its_partition_and_alerted_once_per_epis
 ) -> None:
     key = EXAMPLE_SENSOR_ID.encode()
     # A long report interval: only a crossing of the rule's limit may send a report within this test.
-    monkeypatch.setattr(
-        streams_app, "settings", streams_app.settings.model_copy(update={"streams_clock_report_s": 3600.0})
-    )
+    monkeypatch.setattr(streams_app.clock_gate, "interval_s", 3600.0)
 
     def reporting(offset_ms: float) -> bytes:
         document = json.loads(_package())
