@@ -48,7 +48,7 @@ class Samples(Contract):
     @classmethod
     def _finite(cls, v: list[float | None]) -> list[float | None]:
         # Vectorised: this runs on every accepted package, on the stream stage's hot path.
-        values = np.array(v, dtype=np.float64)  # null -> NaN
+        values = _float_array(v)
         for index in np.flatnonzero(~np.isfinite(values)).tolist():
             if v[index] is not None:  # a NaN or infinity sent as a number (json.loads reads those tokens)
                 raise PydanticCustomError(
@@ -56,6 +56,7 @@ class Samples(Contract):
                     "value at index {index} is not a finite number (use null for a missing reading)",
                     {"index": index},
                 )
+        _converted.append((v, values))  # for _consistent, which caches the arrays: one conversion, not two
         return v
 
     @model_validator(mode="after")
@@ -72,7 +73,10 @@ class Samples(Contract):
                 "sample time at index {index} does not increase over the previous one",
                 {"index": int(back[0]) + 1},
             )
-        self.__dict__[_ARRAYS] = SampleArrays(t, _float_array(self.v), self.t, self.v)
+        converted = _converted.pop() if _converted else None
+        _converted.clear()
+        values = converted[1] if converted is not None and converted[0] is self.v else _float_array(self.v)
+        self.__dict__[_ARRAYS] = SampleArrays(t, values, self.t, self.v)
         return self
 
     def arrays(self) -> SampleArrays:
@@ -89,6 +93,9 @@ class Samples(Contract):
 
 
 _ARRAYS: Final = "_sample_arrays"
+# `v` as converted by the field validator, taken by the model validator if it is still the same list (a list
+# converted by one validation is never mistaken for another's: the identity check would fail).
+_converted: list[tuple[list[float | None], np.ndarray]] = []
 
 
 @dataclass(frozen=True, eq=False, slots=True)
