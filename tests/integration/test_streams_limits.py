@@ -16,11 +16,11 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from contracts import MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, CleanReadingBatch, DeadLetter, EdgePackage, Window
+from contracts import MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, DeadLetter, EdgePackage, Window
 from contracts.package import Samples
 from infra.settings import InfraSettings
 from infra.streams_worker import Worker, end_offsets, stream_worker
-from tests.integration.test_streams_pipeline import TIMEOUT_S, _collect, _ends, _sensor
+from tests.integration.test_streams_pipeline import TIMEOUT_S, _clean_of, _collect, _ends, _sensor
 
 pytestmark = pytest.mark.integration
 
@@ -95,13 +95,7 @@ def test_a_limit_sized_dead_letter_and_a_long_parked_backlog_lose_nothing(
         assert producer.flush(30) == 0
 
         ours = {str(p.package_id) for p in packages}
-        clean = _collect(
-            platform,
-            "readings.clean.v1",
-            since,
-            CleanReadingBatch,
-            lambda got: {str(c.package_id) for c in got} >= ours,
-        )
+        clean = _clean_of(platform, since, ours)
         dead = _collect(
             platform,
             "edge.deadletter.v1",

@@ -153,6 +153,13 @@ def _collect(
     return found if len(found) == len(raw) else [avro_codec.decode(model, v) for v in raw]
 
 
+def _clean_of(settings: InfraSettings, since: dict[str, dict[int, int]], ids: set[str]) -> list[CleanReadingBatch]:
+    """Clean records after `since` until every package id of `ids` has one (others' records included)."""
+    return _collect(
+        settings, "readings.clean.v1", since, CleanReadingBatch, lambda got: {str(c.package_id) for c in got} >= ids
+    )
+
+
 def _grow(found: list[M], raw: list[bytes], model: type[M], done: Callable[[list[M]], bool]) -> bool:
     found.extend(avro_codec.decode(model, v) for v in raw[len(found) :])
     return done(found)
@@ -234,17 +241,7 @@ def test_crafted_mix_is_accounted_for_exactly_once(platform: InfraSettings, tmp_
         producer.produce("edge.metadata.v1", key=str(late).encode(), value=_sensor(late, "it-late").to_wire())
         assert producer.flush(30) == 0
 
-        clean = [
-            c
-            for c in _collect(
-                platform,
-                "readings.clean.v1",
-                since,
-                CleanReadingBatch,
-                lambda got: {str(c.package_id) for c in got} >= ours,
-            )
-            if str(c.package_id) in ours
-        ]
+        clean = [c for c in _clean_of(platform, since, ours) if str(c.package_id) in ours]
         dead = [
             d
             for d in _collect(

@@ -14,7 +14,7 @@ import pytest
 from contracts import CleanReadingBatch, DeadLetter
 from infra.settings import InfraSettings
 from infra.streams_worker import Worker, end_offsets, stream_worker
-from tests.integration.test_streams_pipeline import _collect, _ends, _package, _producer, _sensor
+from tests.integration.test_streams_pipeline import _clean_of, _collect, _ends, _package, _producer, _sensor
 
 pytestmark = pytest.mark.integration
 PACKAGES = 400
@@ -66,17 +66,7 @@ def test_kill_9_mid_stream_loses_nothing(platform: InfraSettings, tmp_path: Path
         second.env = first.env
         second.start()
         try:
-            clean = [
-                c
-                for c in _collect(
-                    platform,
-                    "readings.clean.v1",
-                    since,
-                    CleanReadingBatch,
-                    lambda got: {str(c.package_id) for c in got} >= ids,
-                )
-                if str(c.package_id) in ids
-            ]
+            clean = [c for c in _clean_of(platform, since, ids) if str(c.package_id) in ids]
             dead = [
                 d
                 for d in _collect(

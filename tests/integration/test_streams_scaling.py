@@ -13,11 +13,19 @@ import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka.admin import AdminClient
 
-from contracts import Alert, CleanReadingBatch
+from contracts import Alert
 from infra.settings import InfraSettings
 from infra.streams_worker import Worker, end_offsets, stream_worker
 from tests.integration.test_streams_limits import _gauge
-from tests.integration.test_streams_pipeline import TIMEOUT_S, _collect, _ends, _package, _producer, _sensor
+from tests.integration.test_streams_pipeline import (
+    TIMEOUT_S,
+    _clean_of,
+    _collect,
+    _ends,
+    _package,
+    _producer,
+    _sensor,
+)
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 6
@@ -75,13 +83,7 @@ def test_two_workers_process_everything_and_open_one_clock_skew_episode(
         for package in packages:
             producer.produce("edge.packages.v1", key=str(package.sensor_id).encode(), value=package.to_wire())
         assert producer.flush(30) == 0
-        clean = _collect(
-            platform,
-            "readings.clean.v1",
-            since,
-            CleanReadingBatch,
-            lambda got: {str(c.package_id) for c in got} >= ours,
-        )
+        clean = _clean_of(platform, since, ours)
         time.sleep(SETTLE_S)
         until = _ends(platform, "alerts.v1")
         total = sum(until[p] - since["alerts.v1"][p] for p in until)
