@@ -46,7 +46,7 @@ TARGET_RATIO: Final = 0.5  # the issue's target: stage >= half the baseline at 1
 TARGET_SAMPLES: Final = 1000
 SEEDS: Final = {100: 9100, 1000: 9101, "latency": 9102, "warmup": 9103}
 # Untimed packages first: every phase shares the plant's two gateways, whose clock-skew windows (streams/clock.py,
-# up to 512 points each, re-serialised with every package) must be full so that no phase runs on a cheaper state.
+# one per gateway and partition) and caches should not start empty in a timed phase.
 WARMUP_PACKAGES: Final = 1200
 LATENCY_MAX_RATE: Final = 1000.0  # packages/s; far above what one worker reaches with 1000-sample packages
 RESULTS: Final = REPO_ROOT / "bench" / "results"
