@@ -82,8 +82,8 @@ class SkewWindow:
         if not keep.all():
             times, gaps = times[keep], gaps[keep]
         if times.size > max_points:  # a slot boundary inside the window: one slot too many
-            newest = np.argsort(times, kind="stable")[-max_points:]
-            times, gaps = times[np.sort(newest)], gaps[np.sort(newest)]
+            newest = np.sort(np.argsort(times, kind="stable")[-max_points:])
+            times, gaps = times[newest], gaps[newest]
         return SkewWindow(_frozen(times), _frozen(gaps))
 
     def estimate(self, at_ms: float) -> float | None:
