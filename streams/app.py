@@ -40,11 +40,10 @@ from streams.pipeline import Source, process
 from streams.settings import StreamSettings
 from streams.state import (
     Checkpointed,
-    GatewayClock,
-    gateway_clock_from_json,
-    gateway_clock_to_json,
     sensor_state_from_json,
     sensor_state_to_json,
+    skew_window_from_json,
+    skew_window_to_json,
 )
 from streams.validate import validate
 
@@ -123,9 +122,7 @@ expiry = SeenExpiry(seen, settings.streams_dedupe_horizon_s * 1000)  # keeps `se
 sensor_states = Checkpointed(
     sensor_state, sensor_state_from_json, sensor_state_to_json, settings.streams_state_checkpoint_s
 )
-clocks = Checkpointed(
-    gateway_clocks, gateway_clock_from_json, gateway_clock_to_json, settings.streams_state_checkpoint_s
-)
+clocks = Checkpointed(gateway_clocks, skew_window_from_json, skew_window_to_json, settings.streams_state_checkpoint_s)
 
 
 @app.on_partitions_revoked.connect
@@ -173,7 +170,7 @@ async def _clock(package: EdgePackage, source: Source) -> tuple[float, ClockSour
     """Observe the send-to-append gap, choose the offset to apply, and report it for the clock-skew rule."""
     key = f"{package.gateway_id}/{source.partition}"
     append_ms = source.append_time.timestamp() * 1000
-    window = clocks.get(key).window.observe(append_ms, append_ms - package.sent_at.timestamp() * 1000)
+    window = clocks.get(key).observe(append_ms, append_ms - package.sent_at.timestamp() * 1000)
     estimate = window.estimate(append_ms) if package.clock_offset_ms is None else None
     if package.clock_offset_ms is not None:
         offset_ms, clock_source = package.clock_offset_ms, ClockSource.NTP
@@ -181,7 +178,7 @@ async def _clock(package: EdgePackage, source: Source) -> tuple[float, ClockSour
         offset_ms, clock_source = estimate, ClockSource.ESTIMATED
     else:
         offset_ms, clock_source = 0.0, ClockSource.NONE
-    clocks.put(key, GatewayClock(window))
+    clocks.put(key, window)
     metrics.CLOCK_OFFSET.labels(package.gateway_id, clock_source.value).set(offset_ms)
     await _report_clock(key, package, offset_ms)
     return offset_ms, clock_source

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, MutableMapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -45,27 +45,17 @@ def sensor_state_from_json(data: dict[str, Any] | None) -> SensorState:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class GatewayClock:
-    """A gateway's skew observations on one partition (its clock-skew episode is kept by the clock agent)."""
-
-    window: SkewWindow = field(default_factory=SkewWindow)
-
-
-def gateway_clock_to_json(clock: GatewayClock) -> dict[str, Any]:
+def skew_window_to_json(window: SkewWindow) -> dict[str, Any]:
+    """A gateway's skew window on one partition, as its `gateway-clocks` table value."""
     # By hand: dataclasses.asdict deep-copies every float of the window, which profiled as the worker's hottest path.
-    return {"window": {"append_ms": clock.window.append_ms.tolist(), "gap_ms": clock.window.gap_ms.tolist()}}
+    return {"window": {"append_ms": window.append_ms.tolist(), "gap_ms": window.gap_ms.tolist()}}
 
 
-def gateway_clock_from_json(data: dict[str, Any] | None) -> GatewayClock:
-    if not data:
-        return GatewayClock()
-    window = data.get("window") or {}
-    return GatewayClock(
-        SkewWindow(
-            np.asarray(window.get("append_ms", ()), dtype=np.float64),
-            np.asarray(window.get("gap_ms", ()), dtype=np.float64),
-        )
+def skew_window_from_json(data: dict[str, Any] | None) -> SkewWindow:
+    window = (data or {}).get("window") or {}
+    return SkewWindow(
+        np.asarray(window.get("append_ms", ()), dtype=np.float64),
+        np.asarray(window.get("gap_ms", ()), dtype=np.float64),
     )
 
 
