@@ -15,6 +15,7 @@ runs on an internal topic keyed by gateway (`clock_agent`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -25,7 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.types import EventT, RecordMetadata
 
 from contracts import MAX_OUTPUT_BYTES, ClockSource, DeadLetter, EdgePackage, ReasonCode, SensorDescription
 from contracts import avro as avro_codec
@@ -48,6 +49,7 @@ from streams.state import (
 from streams.validate import validate
 
 log = logging.getLogger(__name__)
+Delivery = Awaitable[RecordMetadata]  # what Topic.send returns: completes once the broker acknowledged the record
 settings = StreamSettings()
 rules = load_rules(settings.streams_rules)  # validated at start: a bad rules file stops the worker here
 
@@ -145,7 +147,7 @@ async def _dead_letter(event: EventT[bytes], rejection: Rejection, package: Edge
 
 async def _reject(
     original: bytes, key: bytes | None, source: Source, rejection: Rejection, package: EdgePackage | None = None
-) -> None:
+) -> Delivery:
     record = DeadLetter(
         reason=rejection.reason,
         field=rejection.field,
@@ -161,9 +163,10 @@ async def _reject(
         package_id=package.package_id if package else None,
         gateway_id=package.gateway_id if package else None,
     )
-    await deadletter_topic.send(key=key, value=avro_codec.encode(record))
+    delivery = await deadletter_topic.send(key=key, value=avro_codec.encode(record))
     metrics.DEAD_LETTERS.labels(rejection.reason.value).inc()
     metrics.MESSAGES_OUT.labels(deadletter_topic.get_topic_name()).inc()
+    return delivery
 
 
 async def _clock(package: EdgePackage, source: Source) -> tuple[float, ClockSource]:
@@ -214,8 +217,11 @@ def _parse_sensor(meta_json: str) -> SensorDescription:
     return SensorDescription.model_validate_json(meta_json)
 
 
-async def _process(package: EdgePackage, meta_json: str, source: Source) -> None:
-    """Clock, quality, enrich, alerts for a package whose sensor is known; publish the results."""
+async def _process(package: EdgePackage, meta_json: str, source: Source) -> list[Delivery]:
+    """Clock, quality, enrich, alerts for a package whose sensor is known; publish the results.
+
+    Returns the sends' deliveries, which complete when the broker has acknowledged each record.
+    """
     started = time.perf_counter()
     sensor = _parse_sensor(meta_json)
     offset_ms, clock_source = await _clock(package, source)
@@ -231,15 +237,16 @@ async def _process(package: EdgePackage, meta_json: str, source: Source) -> None
         now=datetime.now(UTC),
     )
     sensor_states.put(key, result.state, now=bool(result.alerts))
-    await clean_topic.send(key=key.encode(), value=result.encode_clean())
+    deliveries = [await clean_topic.send(key=key.encode(), value=result.encode_clean())]
     metrics.MESSAGES_OUT.labels(clean_topic.get_topic_name()).inc()
     for code, count in result.quality_counts.items():
         metrics.SAMPLES.labels(code).inc(count)
     metrics.MISSING.inc(result.clean_fields["missing_samples"])
     for alert in result.alerts:
-        await alerts_topic.send(key=alert.asset_id.encode(), value=avro_codec.encode(alert))
+        deliveries.append(await alerts_topic.send(key=alert.asset_id.encode(), value=avro_codec.encode(alert)))
         metrics.ALERTS.labels(alert.rule, alert.state.value).inc()
     metrics.STAGE_SECONDS.labels("process").observe(time.perf_counter() - started)
+    return deliveries
 
 
 async def _guarded(event: EventT[bytes], handler: Callable[[EventT[bytes]], Awaitable[None]]) -> None:
@@ -383,16 +390,24 @@ async def handle_metadata(event: EventT[bytes]) -> None:
     sensors[key] = meta
     topic = packages_topic.get_topic_name()
     legacy = parking.legacy(parked.get(key), key, topic)
-    for item in [*legacy, *parking.waiting(parked.items(), key, topic)]:
+    released = [*legacy, *parking.waiting(parked.items(), key, topic)]
+    deliveries: list[Delivery] = []
+    for item in released:
         try:
-            await _process(EdgePackage.from_wire(item.original), meta, item.source)
+            deliveries += await _process(EdgePackage.from_wire(item.original), meta, item.source)
         except Exception as exc:
             log.exception("processing a released parked package failed")
             failure = Rejection(ReasonCode.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000], None, "parked")
-            await _reject(item.original, key.encode(), item.source, failure)
+            deliveries.append(await _reject(item.original, key.encode(), item.source, failure))
         else:
             metrics.UNPARKED.inc()
-        # Removed only once its clean record or dead letter was handed to the producer.
+    # The entries go only once the broker has acknowledged every clean record and dead letter of the release.
+    # Their tombstones and those records travel in different partitions, and a partition with a batch in flight
+    # holds its next one back: deleted at once, a tombstone could be written before its package's clean record,
+    # and a crash between the two would lose the package. Now a crash leaves the entries, and the replayed
+    # metadata event releases them again (at-least-once: the lake drops the repeats by package id).
+    await asyncio.gather(*deliveries)
+    for item in released:
         if item.key != key:
             del parked[item.key]
     if legacy:

@@ -82,10 +82,16 @@ class Sent:
 
 @dataclass
 class Harness:
-    """What the agents sent, and how many events their handlers have finished."""
+    """What the agents sent, and how many events their handlers have finished.
+
+    Each send returns its delivery, a future the broker would complete on its acknowledgement: done at once,
+    unless `hold_deliveries` is set; then it stays pending in `deliveries` until the test completes it.
+    """
 
     sent: list[Sent] = field(default_factory=list)
     handled: int = 0
+    hold_deliveries: bool = False
+    deliveries: list[asyncio.Future[None]] = field(default_factory=list)
 
     def on(self, topic: str) -> list[Sent]:
         return [s for s in self.sent if s.topic == topic]
@@ -128,8 +134,13 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
 
         async def send(
             *, key: bytes | None = None, value: bytes | None = None, headers: Any = None, _name: str = name, **_: Any
-        ) -> None:
+        ) -> asyncio.Future[None]:
             h.sent.append(Sent(_name, key, value or b"", headers))
+            delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if not h.hold_deliveries:
+                delivery.set_result(None)
+            h.deliveries.append(delivery)
+            return delivery
 
         monkeypatch.setattr(getattr(streams_app, name), "send", send)
 
@@ -354,6 +365,42 @@ def test_parked_packages_are_one_entry_each_replays_overwrite_and_release_keeps_
     clean = harness.clean()
     assert [str(c.package_id) for c in clean] == [json.loads(p)["package_id"] for p in packages]
     assert [c.source_offset for c in clean] == [0, 1, 2, 3, 4]
+
+
+def test_released_parked_entries_are_deleted_only_once_their_records_are_acknowledged(harness: Harness) -> None:
+    # A tombstone sent before its package's clean record reached the broker could be the one that survives a
+    # crash, and the package would be lost: the entries stay until every record of the release is acknowledged.
+    sensor_id = str(uuid.uuid4())
+    key = sensor_id.encode()
+    packages = [_package(sensor_id) for _ in range(3)]
+
+    async def scenario() -> None:
+        async with streams_app.packages_agent.test_context() as packages_ctx:
+            for package in packages:
+                await harness.deliver(packages_ctx, package, key=key)
+        async with streams_app.parked_agent.test_context() as parked_ctx:
+            for copy in harness.on("parked_topic"):
+                await harness.deliver(parked_ctx, copy.value, key=copy.key, headers=copy.headers)
+        harness.hold_deliveries = True
+        held_from = len(harness.deliveries)
+        async with streams_app.metadata_agent.test_context() as metadata:
+            release = asyncio.create_task(harness.deliver(metadata, _sensor(sensor_id), key=key))
+
+            async def all_sent() -> None:
+                while len(harness.clean()) < len(packages):
+                    await asyncio.sleep(0.01)
+
+            await asyncio.wait_for(all_sent(), TIMEOUT_S)
+            await asyncio.sleep(0.05)  # the handler is now waiting for the acknowledgements
+            assert len(streams_app.parked.data) == len(packages), "deleted before the broker acknowledged"
+            for delivery in harness.deliveries[held_from:]:
+                delivery.set_result(None)
+            await release
+
+    asyncio.run(scenario())
+
+    assert dict(streams_app.parked.data) == {}
+    assert [str(c.package_id) for c in harness.clean()] == [json.loads(p)["package_id"] for p in packages]
 
 
 def test_a_parked_list_left_by_an_older_worker_is_released(harness: Harness) -> None:
