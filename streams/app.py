@@ -37,6 +37,7 @@ from streams.clock_reports import ClockReport, ReportGate
 from streams.dedupe import SeenExpiry
 from streams.enrich import UnknownUnitError, profile
 from streams.errors import Rejection
+from streams.faust_fixes import resume_without_dropping
 from streams.pipeline import Source, process
 from streams.settings import StreamSettings
 from streams.state import (
@@ -75,25 +76,7 @@ app = faust.App(
 )
 
 
-def _resume_without_dropping(flow_control: Any) -> None:
-    """Make `flow_control.resume()` clear the stream queues only when flow was suspended.
-
-    Faust (0.15.3) clears every stream queue on each resume, to drop events of partitions revoked while
-    suspended. Its recovery resumes twice: once to read the changelogs and again after seeking the stream
-    partitions, when events of the assigned partitions are already queued and marked as read. The second
-    clear dropped them for good: a restarted worker skipped 1-2 packages per partition in about one
-    restart in ten (tests/integration/test_streams_restart.py). A resume of an active flow now keeps them.
-    """
-    resume = flow_control.resume
-
-    def resume_unless_active() -> None:
-        if not flow_control.is_active():
-            resume()
-
-    flow_control.resume = resume_unless_active
-
-
-_resume_without_dropping(app.flow_control)
+resume_without_dropping(app.flow_control)  # streams/faust_fixes.py
 
 _RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 packages_topic = app.topic("edge.packages.v1", **_RAW)
