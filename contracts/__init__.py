@@ -18,7 +18,7 @@ from contracts.metadata import (
     Thresholds,
 )
 from contracts.package import MAX_SAMPLES, ClaimCheck, EdgePackage, Samples, Window
-from contracts.readings import CleanReadingBatch, ClockSource, QualityCode
+from contracts.readings import CleanReadingBatch, ClockSource, FlaggedSamples, QualityCode
 from contracts.topics import MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, TOPICS, TopicSpec
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "ContractError",
     "DeadLetter",
     "EdgePackage",
+    "FlaggedSamples",
     "MeasurementRange",
     "QualityCode",
     "Quantity",

@@ -21,13 +21,14 @@ from contracts._avro_columns import ColumnarRecordWriter
 from contracts.alert import Alert
 from contracts.audit import AuditEvent
 from contracts.deadletter import DeadLetter
-from contracts.readings import CleanReadingBatch
+from contracts.readings import CleanReadingBatch, FlaggedSamples
 
 # Model -> its schema file. One schema per model; a new version gets a new file.
 SCHEMA_FILES: Final[dict[type[BaseModel], str]] = {
     DeadLetter: "deadletter.v1.avsc",
     Alert: "alert.v1.avsc",
     CleanReadingBatch: "clean_reading_batch.v1.avsc",
+    FlaggedSamples: "flagged_samples.v1.avsc",
     AuditEvent: "audit_event.v1.avsc",
 }
 

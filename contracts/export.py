@@ -17,7 +17,7 @@ from contracts.audit import AuditEvent
 from contracts.deadletter import DeadLetter
 from contracts.metadata import SensorDescription
 from contracts.package import EdgePackage
-from contracts.readings import CleanReadingBatch
+from contracts.readings import CleanReadingBatch, FlaggedSamples
 
 SCHEMA_DIR: Final = Path(__file__).resolve().parent / "jsonschema"
 EXPORTED: Final[dict[str, type[BaseModel]]] = {
@@ -26,6 +26,7 @@ EXPORTED: Final[dict[str, type[BaseModel]]] = {
     "alert.v1.schema.json": Alert,
     "dead_letter.v1.schema.json": DeadLetter,
     "clean_reading_batch.v1.schema.json": CleanReadingBatch,
+    "flagged_samples.v1.schema.json": FlaggedSamples,
     "audit_event.v1.schema.json": AuditEvent,
 }
 

@@ -60,3 +60,42 @@ class CleanReadingBatch(Contract):
         if not (len(self.t_raw_us) == len(self.t_us) == len(self.quality) == n):
             raise PydanticCustomError("length_mismatch", "t_raw_us, t_us, v and quality must have equal lengths")
         return self
+
+
+class FlaggedSamples(Contract):
+    """The samples of one package that the quality stage kept out of the clean stream, each with its code.
+
+    Outliers are flagged, not deleted: with this record every sample of a graded package is accounted for,
+    `ok` in its `CleanReadingBatch` or here, and `sample_index` finds the sample in the package as sent
+    (`bronze.packages`). Published only for packages with at least one flagged sample.
+    """
+
+    package_id: UUID
+    gateway_id: GatewayId
+    sensor_id: UUID
+    asset_id: AssetId
+    site: str
+    quantity: Quantity
+    unit: str = Field(description="canonical unit of the quantity")
+    clock_offset_ms: float = Field(description="correction applied: t_us = t_raw_us + offset")
+    sample_index: list[int] = Field(description="position of each sample in the package's samples, from 0")
+    t_raw_us: list[int] = Field(description="sample times on the gateway clock, µs since epoch")
+    t_us: list[int] = Field(description="corrected sample times (UTC), µs since epoch")
+    v: list[float] = Field(description="values in the canonical unit, as sent (an outlier is kept as it was)")
+    quality: list[QualityCode] = Field(description="why each sample is out of the clean stream (never `ok`)")
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    received_at: UtcDatetime = Field(description="broker append time of the package")
+    processed_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _columns_align(self) -> Self:
+        n = len(self.v)
+        if not (len(self.sample_index) == len(self.t_raw_us) == len(self.t_us) == len(self.quality) == n):
+            raise PydanticCustomError(
+                "length_mismatch", "sample_index, t_raw_us, t_us, v and quality must have equal lengths"
+            )
+        if QualityCode.OK in self.quality:
+            raise PydanticCustomError("flagged_ok", "a flagged sample cannot have quality 'ok'")
+        return self

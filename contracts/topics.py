@@ -125,6 +125,18 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
         max_message_bytes=MAX_OUTPUT_BYTES,
     ),
     TopicSpec(
+        name="readings.flagged.v1",
+        partitions=6,
+        retention_ms=7 * DAY_MS,
+        cleanup_policy=CleanupPolicy.DELETE,
+        value_format=ValueFormat.AVRO,
+        key="sensor UUID",
+        value_contract="FlaggedSamples",
+        description="The samples the quality stage kept out of a package's clean record, each with its code; "
+        "one record per package that has any.",
+        max_message_bytes=MAX_OUTPUT_BYTES,
+    ),
+    TopicSpec(
         name="alerts.v1",
         partitions=3,
         retention_ms=30 * DAY_MS,

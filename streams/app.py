@@ -84,6 +84,7 @@ metadata_topic = app.topic("edge.metadata.v1", **_RAW)
 parked_topic = app.topic("edge.parked.v1", **_RAW)
 deadletter_topic = app.topic("edge.deadletter.v1", **_RAW)
 clean_topic = app.topic("readings.clean.v1", **_RAW)
+flagged_topic = app.topic("readings.flagged.v1", **_RAW)
 alerts_topic = app.topic("alerts.v1", **_RAW)
 
 seen = app.Table("seen-packages", default=None, help="package id -> first acceptance (broker ms, partition, offset)")
@@ -222,6 +223,9 @@ async def _process(package: EdgePackage, meta_json: str, source: Source) -> list
     sensor_states.put(key, result.state, now=bool(result.alerts))
     deliveries = [await clean_topic.send(key=key.encode(), value=result.encode_clean())]
     metrics.MESSAGES_OUT.labels(clean_topic.get_topic_name()).inc()
+    if (flagged := result.encode_flagged()) is not None:
+        deliveries.append(await flagged_topic.send(key=key.encode(), value=flagged))
+        metrics.MESSAGES_OUT.labels(flagged_topic.get_topic_name()).inc()
     for code, count in result.quality_counts.items():
         metrics.SAMPLES.labels(code).inc(count)
     metrics.MISSING.inc(result.clean_fields["missing_samples"])

@@ -15,7 +15,15 @@ from typing import Any, Final
 
 import numpy as np
 
-from contracts import Alert, CleanReadingBatch, ClockSource, EdgePackage, QualityCode, SensorDescription
+from contracts import (
+    Alert,
+    CleanReadingBatch,
+    ClockSource,
+    EdgePackage,
+    FlaggedSamples,
+    QualityCode,
+    SensorDescription,
+)
 from contracts import avro as avro_codec
 from streams.alerts import Observation, RuleSet, SensorAlertState, Subject, evaluate
 from streams.clock import correct_times
@@ -45,6 +53,21 @@ class SensorState:
 _OK_SYMBOL: Final = 0
 
 
+def _quality_symbols(model: type[FlaggedSamples]) -> list[str]:
+    quality = next(f for f in avro_codec.raw_schema(model)["fields"] if f["name"] == "quality")
+    symbols: list[str] = quality["type"]["items"]["symbols"]
+    return symbols
+
+
+_FLAGGED_SYMBOLS: Final = _quality_symbols(FlaggedSamples)
+# The Avro enum symbol of each grade code (`streams.quality.CODES` has its own order).
+_SYMBOL_OF_CODE: Final = np.array([_FLAGGED_SYMBOLS.index(code.value) for code in CODES], dtype=np.int8)
+# The fields a FlaggedSamples record shares with its package's clean record.
+_FLAGGED_FIELDS: Final = tuple(
+    name for name in FlaggedSamples.model_fields if name not in {"sample_index", "t_raw_us", "t_us", "v", "quality"}
+)
+
+
 @dataclass(frozen=True)
 class Processed:
     """The clean record as its scalar fields plus numpy columns: encoding those directly skips building
@@ -56,6 +79,7 @@ class Processed:
     alerts: list[Alert]
     state: SensorState
     quality_counts: dict[str, int]
+    flagged_columns: dict[str, np.ndarray] | None = None  # the samples kept out, with their codes; None if none
 
     @cached_property
     def clean(self) -> CleanReadingBatch:
@@ -65,6 +89,22 @@ class Processed:
     def encode_clean(self) -> bytes:
         """Schemaless Avro of `clean`, byte for byte what `avro.encode(self.clean)` gives."""
         return avro_codec.encode_columns(CleanReadingBatch, self.clean_fields, self.clean_columns)
+
+    @cached_property
+    def flagged(self) -> FlaggedSamples | None:
+        """The flagged samples as the contract model, made on demand (tests, tools)."""
+        if self.flagged_columns is None:
+            return None
+        columns: dict[str, Any] = {n: c.tolist() for n, c in self.flagged_columns.items() if n != "quality"}
+        quality = [QualityCode(_FLAGGED_SYMBOLS[i]) for i in self.flagged_columns["quality"].tolist()]
+        return FlaggedSamples(**{n: self.clean_fields[n] for n in _FLAGGED_FIELDS}, **columns, quality=quality)
+
+    def encode_flagged(self) -> bytes | None:
+        """Schemaless Avro of `flagged` (None when every sample was ok), as `avro.encode(self.flagged)` gives."""
+        if self.flagged_columns is None:
+            return None
+        fields = {name: self.clean_fields[name] for name in _FLAGGED_FIELDS}
+        return avro_codec.encode_columns(FlaggedSamples, fields, self.flagged_columns)
 
 
 def process(
@@ -135,6 +175,16 @@ def process(
     }
     good = values[ok]
     columns = _columns(t_raw[ok], t_true[ok], good)
+    flagged = None
+    if good.size < values.size:  # outliers are flagged, not deleted: each travels on with its code
+        bad = ~ok
+        flagged = {
+            "sample_index": np.flatnonzero(bad),
+            "t_raw_us": t_raw[bad],
+            "t_us": t_true[bad],
+            "v": values[bad],
+            "quality": _SYMBOL_OF_CODE[graded.codes[bad]],
+        }
     observation = Observation(
         mean=float(good.mean()) if good.size else None,
         max=float(good.max()) if good.size else None,
@@ -163,7 +213,7 @@ def process(
         subject=subject,
         now=now,
     )
-    return Processed(fields, columns, alerts, SensorState(graded.tail, alert_state), counts)
+    return Processed(fields, columns, alerts, SensorState(graded.tail, alert_state), counts, flagged)
 
 
 _NO_TIMES: Final = np.zeros(0, dtype=np.int64)

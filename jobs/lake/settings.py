@@ -25,7 +25,7 @@ class LakeSettings(BaseSettings):
     root: str = "s3a://lake"
     # Kafka offsets and batch plans; losing it means re-reading the topics (tables then skip what they hold).
     checkpoint_dir: Path = REPO_ROOT / ".data" / "lake" / "checkpoint"
-    # A replayed clean record has its first delivery's received_at; it is matched against the packages
+    # A replayed clean or flagged record has its first delivery's received_at; it is matched against the packages
     # received within this many minutes of the batch's (wide: clocks play no part, both are broker times).
     dedupe_window_minutes: float = Field(default=60.0, gt=0)
     driver_memory: str = "2g"

@@ -3,9 +3,10 @@
 Every write of a micro-batch is idempotent, so a batch re-run after a crash
 (Spark re-runs the last uncommitted batch with the same offsets) changes nothing
 that was already written: appends carry Delta's `txnAppId`/`txnVersion` (the
-batch id), the sensor upsert keeps the latest description, and readings are
-matched against `silver.packages` so a clean record the stream stage sent twice
-(at-least-once replay) lands once.
+batch id), the sensor upsert keeps the latest description, and clean readings
+(matched against `silver.packages`) and flagged samples (against
+`bronze.flagged_samples` itself) are keyed by package, so a record the stream
+stage sent twice (at-least-once replay) lands once.
 """
 
 from __future__ import annotations
@@ -51,18 +52,17 @@ def upsert_latest(spark: SparkSession, rows: DataFrame, table: Table, root: str,
     )
 
 
-def first_deliveries(
-    spark: SparkSession, batches: DataFrame, packages: Table, root: str, window: timedelta
-) -> DataFrame:
-    """Clean records whose package is not yet in `packages`: replays and in-batch repeats removed.
+def first_deliveries(spark: SparkSession, batches: DataFrame, index: Table, root: str, window: timedelta) -> DataFrame:
+    """Per-package records (clean or flagged) whose package is not yet in `index`: replays and in-batch repeats removed.
 
-    Within a batch the record read first (lowest partition, offset) wins, so a re-run batch picks the same
-    one. A replayed clean record (the stream stage re-processing after a crash) carries the same
-    `received_at` as its first delivery: the broker's append time of the same package message. So only
-    packages received within `window` of the batch's are looked up, which the received_date partitions and
-    Delta's per-file min/max statistics prune to a few files however large the table grows. The choice
-    is made on the narrow (package id, position) pairs and broadcast back, so the wide sample arrays are
-    never shuffled or sorted.
+    `index` is the table that records which packages landed; it needs `package_id`, `received_at` and the
+    partition column `received_date`, and may hold several rows per package. Within a batch the record read
+    first (lowest partition, offset) wins, so a re-run batch picks the same one. A replayed record (the stream
+    stage re-processing after a crash) carries the same `received_at` as its first delivery: the broker's
+    append time of the same package message. So only packages received within `window` of the batch's are
+    looked up, which the received_date partitions and Delta's per-file min/max statistics prune to a few files
+    however large the table grows. The choice is made on the narrow (package id, position) pairs and
+    broadcast back, so the wide sample arrays are never shuffled or sorted.
     """
     position = F.struct("kafka_partition", "kafka_offset")
     first = batches.groupBy("package_id").agg(F.min(position).alias("pos"))
@@ -71,7 +71,7 @@ def first_deliveries(
         low, high = span[0] - window, span[1] + window
         known = (
             spark.read.format("delta")
-            .load(packages.s3a(root))
+            .load(index.s3a(root))
             .where(F.col("received_date").between(F.lit(low.date()), F.lit(high.date())))
             .where(F.col("received_at").between(F.lit(low), F.lit(high)))
             .select("package_id")

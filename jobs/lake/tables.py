@@ -103,6 +103,27 @@ SILVER_PACKAGES: Final = Table(
     "Also the dedupe index of silver.readings.",
 )
 
+BRONZE_FLAGGED_SAMPLES: Final = Table(
+    "bronze",
+    "flagged_samples",
+    """
+    package_id STRING NOT NULL, sample_index INT NOT NULL,
+    sensor_id STRING NOT NULL, asset_id STRING NOT NULL, site STRING NOT NULL,
+    quantity STRING NOT NULL, unit STRING NOT NULL,
+    quality STRING NOT NULL, value DOUBLE NOT NULL,
+    t TIMESTAMP NOT NULL, t_us BIGINT NOT NULL, t_raw TIMESTAMP NOT NULL, t_raw_us BIGINT NOT NULL,
+    gateway_id STRING NOT NULL, clock_offset_ms DOUBLE NOT NULL,
+    source_partition INT NOT NULL, source_offset BIGINT NOT NULL,
+    received_at TIMESTAMP NOT NULL, processed_at TIMESTAMP NOT NULL,
+    kafka_partition INT NOT NULL, kafka_offset BIGINT NOT NULL,
+    received_date DATE NOT NULL
+    """,
+    ("received_date",),
+    "One row per sample the quality stage kept out of the clean stream (readings.flagged.v1), with its quality "
+    "code and its value as sent; sample_index is its position in the package as sent, (package_id, sample_index) "
+    "is unique.",
+)
+
 SILVER_ALERTS: Final = Table(
     "silver",
     "alerts",
@@ -156,6 +177,7 @@ STREAMED: Final = (
     BRONZE_AUDIT,
     SILVER_READINGS,
     SILVER_PACKAGES,
+    BRONZE_FLAGGED_SAMPLES,
     SILVER_ALERTS,
     SILVER_SENSORS,
 )

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
 from pyspark.sql.window import Window
 
-from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter
+from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter, FlaggedSamples
 from contracts.avro import raw_schema
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # A record that does not decode becomes a null struct (PERMISSIVE) instead of failing the batch: one bad
 # record must not stop the lake. `decode` keeps the raw bytes next to it and `undecodable` quarantines them.
 _AVRO_OPTIONS = {"mode": "PERMISSIVE"}
-AvroModel = type[CleanReadingBatch | Alert | DeadLetter | AuditEvent]
+AvroModel = type[CleanReadingBatch | FlaggedSamples | Alert | DeadLetter | AuditEvent]
 
 
 def decode(kafka: DataFrame, model: AvroModel) -> DataFrame:
@@ -103,8 +103,8 @@ def deadletters(decoded: DataFrame) -> DataFrame:
     )
 
 
-def clean_batches(decoded: DataFrame) -> DataFrame:
-    """Decoded clean records, one row per package, with the Kafka position they were read from."""
+def records(decoded: DataFrame) -> DataFrame:
+    """The decoded records (clean or flagged), one row per package, with the Kafka position each was read from."""
     return decoded.where(F.col("r").isNotNull()).select(
         "r.*", F.col("partition").alias("kafka_partition"), F.col("offset").alias("kafka_offset")
     )
@@ -168,6 +168,36 @@ def readings(batches: DataFrame) -> DataFrame:
         "processed_at",
         F.year(t).alias("year"),
         F.month(t).alias("month"),
+    )
+
+
+def flagged_samples(records: DataFrame) -> DataFrame:
+    """One row per flagged sample; `sample_index` comes with the record: the position in the package as sent."""
+    zipped = F.arrays_zip("sample_index", "t_us", "t_raw_us", "v", "quality")
+    exploded = records.select("*", F.explode(zipped).alias("s"))
+    return exploded.select(
+        "package_id",
+        F.col("s.sample_index").alias("sample_index"),
+        "sensor_id",
+        "asset_id",
+        "site",
+        "quantity",
+        "unit",
+        F.col("s.quality").alias("quality"),
+        F.col("s.v").alias("value"),
+        F.timestamp_micros("s.t_us").alias("t"),
+        F.col("s.t_us").alias("t_us"),
+        F.timestamp_micros("s.t_raw_us").alias("t_raw"),
+        F.col("s.t_raw_us").alias("t_raw_us"),
+        "gateway_id",
+        "clock_offset_ms",
+        "source_partition",
+        "source_offset",
+        "received_at",
+        "processed_at",
+        "kafka_partition",
+        "kafka_offset",
+        F.to_date("received_at").alias("received_date"),
     )
 
 

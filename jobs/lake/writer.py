@@ -1,8 +1,8 @@
 """The streaming lake writer: one Spark Structured Streaming query, Kafka -> every streamed Delta table.
 
-One query reads the five topics and writes each micro-batch to its tables in
+One query reads all the topics and writes each micro-batch to its tables in
 `write_batch`, so each table has exactly one writer and the machine runs one
-trigger loop instead of six. Guarantees:
+trigger loop instead of one per table. Guarantees:
 
 - Kafka offsets are tracked in the checkpoint; `failOnDataLoss` stays on, so
   offsets that vanished from Kafka stop the writer instead of being skipped.
@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter
+from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter, FlaggedSamples
 from infra.settings import InfraSettings, get_settings
 from jobs.lake import catalog, sinks, transforms, views
 from jobs.lake.settings import LakeSettings
 from jobs.lake.tables import (
     BRONZE_AUDIT,
     BRONZE_DEADLETTER,
+    BRONZE_FLAGGED_SAMPLES,
     BRONZE_PACKAGES,
     SILVER_ALERTS,
     SILVER_PACKAGES,
@@ -48,15 +49,16 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
 
 log = logging.getLogger("vigil.lake")
-PACKAGES, DEAD_LETTER, CLEAN_READINGS, ALERTS, METADATA, AUDIT = (
+PACKAGES, DEAD_LETTER, CLEAN_READINGS, FLAGGED, ALERTS, METADATA, AUDIT = (
     "edge.packages.v1",
     "edge.deadletter.v1",
     "readings.clean.v1",
+    "readings.flagged.v1",
     "alerts.v1",
     "edge.metadata.v1",
     "audit.v1",
 )
-TOPICS = (PACKAGES, DEAD_LETTER, CLEAN_READINGS, ALERTS, METADATA, AUDIT)
+TOPICS = (PACKAGES, DEAD_LETTER, CLEAN_READINGS, FLAGGED, ALERTS, METADATA, AUDIT)
 QUERY_NAME = "vigil-lake"
 
 
@@ -120,6 +122,7 @@ def write_batch(spark: SparkSession, lake: LakeSettings, app_id: str, batch: Dat
             (ALERTS, Alert),
             (AUDIT, AuditEvent),
             (CLEAN_READINGS, CleanReadingBatch),
+            (FLAGGED, FlaggedSamples),
             (DEAD_LETTER, DeadLetter),
         )
         for name, model in avro_topics:
@@ -136,8 +139,11 @@ def write_batch(spark: SparkSession, lake: LakeSettings, app_id: str, batch: Dat
                 sinks.append(transforms.audit(rows), BRONZE_AUDIT, lake.root, app_id, batch_id)
                 timed("bronze.audit", t)
             elif model is CleanReadingBatch:
-                _write_readings(spark, lake, app_id, transforms.clean_batches(rows), batch_id)
+                _write_readings(spark, lake, app_id, transforms.records(rows), batch_id)
                 timed("silver.readings+packages", t)
+            elif model is FlaggedSamples:
+                _write_flagged(spark, lake, app_id, transforms.records(rows), batch_id)
+                timed("bronze.flagged_samples", t)
             else:
                 quarantine.append(transforms.deadletters(rows))
         if quarantine:
@@ -167,6 +173,13 @@ def _write_readings(spark: SparkSession, lake: LakeSettings, app_id: str, batche
         sinks.append(transforms.packages(fresh), SILVER_PACKAGES, lake.root, app_id, batch_id)
     finally:
         fresh.unpersist()
+
+
+def _write_flagged(spark: SparkSession, lake: LakeSettings, app_id: str, records: DataFrame, batch_id: int) -> None:
+    # The table is its own dedupe index (one append holds a package's samples), keyed by package like readings.
+    window = timedelta(minutes=lake.dedupe_window_minutes)
+    fresh = sinks.first_deliveries(spark, records, BRONZE_FLAGGED_SAMPLES, lake.root, window)
+    sinks.append(transforms.flagged_samples(fresh), BRONZE_FLAGGED_SAMPLES, lake.root, app_id, batch_id)
 
 
 def start_query(spark: SparkSession, infra: InfraSettings, lake: LakeSettings) -> StreamingQuery:

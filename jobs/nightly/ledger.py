@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from jobs.lake.tables import (
     BRONZE_AUDIT,
     BRONZE_DEADLETTER,
+    BRONZE_FLAGGED_SAMPLES,
     BRONZE_PACKAGES,
     SILVER_ALERTS,
     SILVER_PACKAGES,
@@ -39,6 +40,7 @@ class Check:
     day_of: str  # a column holding the time the row's message reached its topic
     where: str = "TRUE"
     note: str = ""
+    per: str = ""  # count distinct values of this column instead of rows: for tables with several rows per message
 
 
 CHECKS: Final = (
@@ -55,6 +57,13 @@ CHECKS: Final = (
         SILVER_PACKAGES,
         "processed_at",
         note="one row per clean package; a replayed record lands once, so Kafka may count more",
+    ),
+    Check(
+        "readings.flagged.v1",
+        BRONZE_FLAGGED_SAMPLES,
+        "processed_at",
+        note="packages with flagged samples (rows are samples); a replayed record lands once, so Kafka may count more",
+        per="package_id",
     ),
     Check("alerts.v1", SILVER_ALERTS, "raised_at", note="every open and close"),
     Check("audit.v1", BRONZE_AUDIT, "at", note="every REST broker request (day of receipt vs Kafka's append)"),
@@ -93,7 +102,8 @@ def ledger_rows(spark: SparkSession, root: str, bootstrap: str, day: date) -> li
     rows: list[tuple[object, ...]] = []
     for check in CHECKS:
         table = spark.read.format("delta").load(check.table.s3a(root))
-        landed = table.where(_on_day(check.day_of, day)).where(check.where).count()
+        selected = table.where(_on_day(check.day_of, day)).where(check.where)
+        landed = (selected.select(check.per).distinct() if check.per else selected).count()
         rows.append(_row(check.topic, check.table.qualified, kafka[check.topic], landed, check.note, day))
     # The two silver tables of the clean stream must agree with each other sample for sample.
     packages = spark.read.format("delta").load(SILVER_PACKAGES.s3a(root)).where(_on_day("processed_at", day))

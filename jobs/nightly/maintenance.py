@@ -11,6 +11,7 @@ from delta.tables import DeltaTable
 from jobs.lake.tables import (
     BRONZE_AUDIT,
     BRONZE_DEADLETTER,
+    BRONZE_FLAGGED_SAMPLES,
     BRONZE_PACKAGES,
     SILVER_ALERTS,
     SILVER_PACKAGES,
@@ -28,6 +29,7 @@ _DAY_PARTITION = {
     BRONZE_PACKAGES: "ingest_date = '{day}'",
     BRONZE_DEADLETTER: "rejected_date = '{day}'",
     BRONZE_AUDIT: "audit_date = '{day}'",
+    BRONZE_FLAGGED_SAMPLES: "received_date = '{day}'",
     SILVER_PACKAGES: "received_date = '{day}'",
     # silver.readings is partitioned by asset and month: compacting the day's month also catches late rows.
     SILVER_READINGS: "year = {day.year} AND month = {day.month}",
@@ -37,6 +39,7 @@ _RETENTION_COLUMN = {
     BRONZE_PACKAGES: "ingest_date",
     BRONZE_DEADLETTER: "rejected_date",
     BRONZE_AUDIT: "audit_date",
+    BRONZE_FLAGGED_SAMPLES: "received_date",
     SILVER_PACKAGES: "received_date",
     SILVER_READINGS: "to_date(t)",
     SILVER_ALERTS: "to_date(raised_at)",

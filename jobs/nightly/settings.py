@@ -20,6 +20,7 @@ class NightlySettings(BaseSettings):
         "bronze.packages": 30,
         "bronze.deadletter": 90,
         "bronze.audit": 365,
+        "bronze.flagged_samples": 730,  # as long as the clean readings they complete
         "silver.readings": 730,
         "silver.packages": 730,
         "silver.alerts": 730,

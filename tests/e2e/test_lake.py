@@ -27,15 +27,21 @@ from connectors.gateway.plant import PlantConfig
 from connectors.gateway.producer import run_simulation
 from connectors.gateway.report import SendReport
 from connectors.gateway.settings import GatewaySettings
-from contracts import Alert, CleanReadingBatch, DeadLetter
+from contracts import Alert, CleanReadingBatch, DeadLetter, FlaggedSamples
 from infra import procs
 from infra.settings import InfraSettings
 from infra.streams_worker import end_offsets, stream_worker
 from tests.e2e.lake_support import Offsets, decode_all, ends, in_range, query, read, wait_for, wait_until
 
 pytestmark = pytest.mark.e2e
-PACKAGES, CLEAN, DEAD, ALERTS = "edge.packages.v1", "readings.clean.v1", "edge.deadletter.v1", "alerts.v1"
-TOPICS = (PACKAGES, CLEAN, DEAD, ALERTS)
+PACKAGES, CLEAN, FLAGGED, DEAD, ALERTS = (
+    "edge.packages.v1",
+    "readings.clean.v1",
+    "readings.flagged.v1",
+    "edge.deadletter.v1",
+    "alerts.v1",
+)
+TOPICS = (PACKAGES, CLEAN, FLAGGED, DEAD, ALERTS)
 
 
 def _plant(site: str, seed: int) -> PlantConfig:
@@ -67,6 +73,7 @@ class Expected:
     value_sum: float
     dead_by_reason: Counter[str]
     alerts: int
+    flagged_by_code: Counter[str]
 
 
 def _expected(settings: InfraSettings, site: str, since: dict[str, Offsets], report: SendReport) -> Expected:
@@ -76,15 +83,27 @@ def _expected(settings: InfraSettings, site: str, since: dict[str, Offsets], rep
         got = decode_all(CleanReadingBatch, read(settings, CLEAN, since[CLEAN], ends(settings, CLEAN)))
         return [c for c in got if c.site == site]
 
+    def flagged_of_site() -> dict[uuid.UUID, FlaggedSamples]:
+        got = decode_all(FlaggedSamples, read(settings, FLAGGED, since[FLAGGED], ends(settings, FLAGGED)))
+        return {f.package_id: f for f in got if f.site == site}  # a replayed record counts once, as in the lake
+
     wait_until(lambda: len({c.package_id for c in clean_of_site()}) >= report.valid, 300, "the stream stage")
+    # A package's flagged record is a message of its own: wait for one per package that dropped samples.
+    with_drops = {c.package_id for c in clean_of_site() if c.dropped}
+    wait_until(lambda: flagged_of_site().keys() >= with_drops, 120, "the flagged samples of the stream stage")
     until = {t: ends(settings, t) for t in TOPICS}
     clean = {c.package_id: c for c in clean_of_site()}  # a replayed record counts once, as in the lake
+    flagged = flagged_of_site()
     dead = decode_all(DeadLetter, read(settings, DEAD, since[DEAD], until[DEAD]))
     alerts = decode_all(Alert, read(settings, ALERTS, since[ALERTS], until[ALERTS]))
     samples = sum(len(c.v) for c in clean.values())
     # Every sample the generator sent is either clean or counted as dropped with its quality code.
     assert samples + sum(sum(c.dropped.values()) for c in clean.values()) == report.samples
     assert len(clean) == report.valid
+    # ... and each dropped sample is in the package's flagged record, with the code it was counted under.
+    flagged_by_code = Counter(q.value for f in flagged.values() for q in f.quality)
+    assert flagged_by_code == sum((Counter(c.dropped) for c in clean.values()), Counter())
+    assert flagged.keys() == {p for p, c in clean.items() if c.dropped}
     return Expected(
         site=site,
         since=since,
@@ -95,6 +114,7 @@ def _expected(settings: InfraSettings, site: str, since: dict[str, Offsets], rep
         value_sum=sum(sum(c.v) for c in clean.values()),
         dead_by_reason=Counter(d.reason.value for d in dead),
         alerts=len(alerts),
+        flagged_by_code=flagged_by_code,
     )
 
 
@@ -132,6 +152,16 @@ def _assert_lake_holds(settings: InfraSettings, want: Expected) -> None:
     ]
     by_reason = query(settings, f"SELECT reason, count(*) FROM bronze.deadletter WHERE {where_dead} GROUP BY reason")
     assert Counter({reason: n for reason, n in by_reason}) == want.dead_by_reason
+    flagged = sum(want.flagged_by_code.values())
+    in_flagged = f"FROM bronze.flagged_samples WHERE site = {site}"
+    got_flagged = wait_for(
+        settings,
+        f"SELECT count(*), count(DISTINCT concat(package_id, ':', CAST(sample_index AS varchar))) {in_flagged}",
+        [flagged, flagged],
+    )
+    assert got_flagged == [flagged, flagged], "bronze.flagged_samples: (rows, unique samples)"
+    by_code = query(settings, f"SELECT quality, count(*) {in_flagged} GROUP BY quality")
+    assert Counter({code: n for code, n in by_code}) == want.flagged_by_code
     where_alerts = in_range(want.since[ALERTS], want.until[ALERTS])
     assert wait_for(settings, f"SELECT count(*) FROM silver.alerts WHERE {where_alerts}", [want.alerts]) == [
         want.alerts
@@ -149,6 +179,7 @@ def test_lake_holds_exactly_what_was_produced(lake_writer: InfraSettings, tmp_pa
         assert report.failed == 0
         want = _expected(settings, site, since, report)
     assert sum(want.dead_by_reason.values()) >= report.bad + report.duplicates
+    assert sum(want.flagged_by_code.values()) > 0, "no sample was flagged: bronze.flagged_samples went untested"
     _assert_lake_holds(settings, want)
     sensors = query(settings, f"SELECT count(*) FROM silver.sensors WHERE site = '{site}'")
     assert sensors == [[report.sensors]]

@@ -1,23 +1,33 @@
-"""The lake writer's transforms on real Spark: Kafka-shaped rows in, rows that fit each table's DDL out."""
+"""The lake writer's transforms on real Spark: Kafka-shaped rows in, rows that fit each table's DDL out.
+
+The flagged samples are also written through `write_batch` to Delta tables in a temporary folder, to show
+that a re-run micro-batch and a replayed record do not double rows.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter, SensorDescription
+from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter, FlaggedSamples, SensorDescription
 from contracts import avro as avro_codec
 from infra.settings import InfraSettings
-from jobs.lake import transforms
+from jobs.lake import sinks, transforms, writer
+from jobs.lake.settings import LakeSettings
 from jobs.lake.tables import (
     BRONZE_AUDIT,
     BRONZE_DEADLETTER,
+    BRONZE_FLAGGED_SAMPLES,
     BRONZE_PACKAGES,
     SILVER_ALERTS,
     SILVER_PACKAGES,
@@ -59,7 +69,7 @@ def _fits(spark: SparkSession, rows: DataFrame, table: Table) -> None:
 def test_clean_batches_become_readings_and_packages(spark: SparkSession) -> None:
     batch = CleanReadingBatch.model_validate_json(_example("clean_reading_batch.json"))
     kafka = _kafka(spark, "readings.clean.v1", [avro_codec.encode(batch)])
-    batches = transforms.clean_batches(transforms.decode(kafka, CleanReadingBatch))
+    batches = transforms.records(transforms.decode(kafka, CleanReadingBatch))
     readings = transforms.readings(batches)
     _fits(spark, readings, SILVER_READINGS)
     got = readings.orderBy("sample_index").collect()
@@ -141,3 +151,107 @@ def test_dead_letters_and_sensors_fit_their_tables(spark: SparkSession) -> None:
     assert latest.updated_at.year == 2027
     assert latest.machine_id == sensor.context.machine_id
     assert latest.label == sensor.label
+
+
+def _utc(us: int) -> datetime:
+    """Microseconds since the epoch as Spark hands a TIMESTAMP back here (naive UTC), without float rounding."""
+    return datetime(1970, 1, 1) + timedelta(microseconds=us)
+
+
+def _flagged(**changes: Any) -> FlaggedSamples:
+    """The contract's example with a third, non-finite sample (a failed reading keeps its NaN)."""
+    fields = json.loads(_example("flagged_samples.json"))
+    fields.update(
+        sample_index=[3, 7, 9],
+        t_raw_us=[*fields["t_raw_us"], 1795420800900000],
+        t_us=[*fields["t_us"], 1795420800887500],
+        v=[*fields["v"], float("nan")],
+        quality=[*fields["quality"], "non_finite"],
+    )
+    return FlaggedSamples.model_validate({**fields, **changes})
+
+
+def test_flagged_samples_become_one_row_per_sample(spark: SparkSession) -> None:
+    flagged = _flagged()
+    encoded = avro_codec.encode(flagged)
+    kafka = _kafka(spark, "readings.flagged.v1", [encoded, encoded[:30], b"garbage"])
+    decoded = transforms.decode(kafka, FlaggedSamples)
+    rows = transforms.flagged_samples(transforms.records(decoded))
+    _fits(spark, rows, BRONZE_FLAGGED_SAMPLES)
+    got = rows.orderBy("sample_index").collect()
+    assert [(r.sample_index, r.quality, r.t_us, r.t_raw_us) for r in got] == [
+        (3, "out_of_range", 1795420800287500, 1795420800300000),
+        (7, "spike", 1795420800687500, 1795420800700000),
+        (9, "non_finite", 1795420800887500, 1795420800900000),
+    ]
+    assert [r.value for r in got[:2]] == [412.0, 20.8]
+    assert math.isnan(got[2].value)
+    assert [(r.t, r.t_raw) for r in got] == [(_utc(r.t_us), _utc(r.t_raw_us)) for r in got]
+    # Every row carries its package's context and provenance unchanged.
+    assert {
+        (
+            r.package_id,
+            r.sensor_id,
+            r.asset_id,
+            r.site,
+            r.quantity,
+            r.unit,
+            r.gateway_id,
+            r.clock_offset_ms,
+            r.source_partition,
+            r.source_offset,
+            r.received_at,
+            r.processed_at,
+            r.kafka_partition,
+            r.kafka_offset,
+            r.received_date,
+        )
+        for r in got
+    } == {
+        (
+            str(flagged.package_id),
+            str(flagged.sensor_id),
+            "press-01",
+            "plant-a",
+            "temperature",
+            "degC",
+            "gw-plant-a-01",
+            -12.5,
+            2,
+            4712,
+            datetime(2026, 11, 23, 8, 0, 1, 31000),
+            datetime(2026, 11, 23, 8, 0, 1, 52000),
+            2,
+            100,
+            datetime(2026, 11, 23).date(),
+        )
+    }
+    quarantined = transforms.undecodable(decoded, FlaggedSamples)
+    _fits(spark, quarantined, BRONZE_DEADLETTER)
+    assert [(r.source_topic, r.source_offset, r.detail) for r in quarantined.orderBy("source_offset").collect()] == [
+        ("readings.flagged.v1", 101, "not a FlaggedSamples Avro record (FlaggedSamples schema)"),
+        ("readings.flagged.v1", 102, "not a FlaggedSamples Avro record (FlaggedSamples schema)"),
+    ]
+
+
+def test_flagged_samples_land_once_however_often_they_come(spark: SparkSession, tmp_path: Path) -> None:
+    lake = LakeSettings(root=tmp_path.resolve().as_uri(), register_in_trino=False)
+    for table in (BRONZE_FLAGGED_SAMPLES, BRONZE_DEADLETTER):
+        sinks.ensure(spark, table, lake.root)
+    first, other = _flagged(), _flagged(package_id=str(uuid.uuid4()))
+    topic = "readings.flagged.v1"
+    # Offsets 100..103: `first` twice (a stream worker replayed it within the batch), `other`, a broken record.
+    batch = _kafka(spark, topic, [avro_codec.encode(first), avro_codec.encode(first), avro_codec.encode(other), b"x"])
+    writer.write_batch(spark, lake, "it-writer", batch, 0)
+    writer.write_batch(spark, lake, "it-writer", batch, 0)  # Spark re-runs a batch whose commit it did not record
+    # A later batch delivers `first` once more (a replay after a worker crash), at another position.
+    replay = spark.createDataFrame([(b"k", avro_codec.encode(first), topic, 5, 900, APPENDED, 1)], KAFKA)
+    writer.write_batch(spark, lake, "it-writer", replay, 1)
+
+    landed = spark.read.format("delta").load(BRONZE_FLAGGED_SAMPLES.s3a(lake.root)).collect()
+    assert sorted((r.package_id, r.sample_index, r.kafka_partition, r.kafka_offset) for r in landed) == sorted(
+        [(str(first.package_id), i, 2, 100) for i in (3, 7, 9)]
+        + [(str(other.package_id), i, 2, 102) for i in (3, 7, 9)]
+    )
+    dead = spark.read.format("delta").load(BRONZE_DEADLETTER.s3a(lake.root)).collect()
+    assert [(r.source_topic, r.source_offset, r.stage) for r in dead] == [(topic, 103, "lake")]

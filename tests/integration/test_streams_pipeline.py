@@ -21,7 +21,9 @@ from contracts import (
     CleanReadingBatch,
     DeadLetter,
     EdgePackage,
+    FlaggedSamples,
     MeasurementRange,
+    QualityCode,
     Quantity,
     SensorContext,
     SensorDescription,
@@ -177,7 +179,7 @@ def _ends(settings: InfraSettings, topic: str) -> dict[int, int]:
 
 
 def test_crafted_mix_is_accounted_for_exactly_once(platform: InfraSettings, tmp_path: Path) -> None:
-    outputs = ("readings.clean.v1", "edge.deadletter.v1", "edge.parked.v1", "alerts.v1")
+    outputs = ("readings.clean.v1", "readings.flagged.v1", "edge.deadletter.v1", "edge.parked.v1", "alerts.v1")
     since = {topic: _ends(platform, topic) for topic in outputs}
     inputs = end_offsets(platform)  # the worker starts here: our messages, not earlier runs' backlog
     known, late, hot = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -255,6 +257,18 @@ def test_crafted_mix_is_accounted_for_exactly_once(platform: InfraSettings, tmp_
             )
             if (d.source_partition, d.source_offset) in sent.kind
         ]
+        spiked = {str(p.package_id) for i, p in enumerate(valid) if p.gateway_id == gw_ntp and i % 5 == 0}
+        flagged = [
+            f
+            for f in _collect(
+                platform,
+                "readings.flagged.v1",
+                since,
+                FlaggedSamples,
+                lambda got: {str(f.package_id) for f in got} >= spiked,
+            )
+            if str(f.package_id) in ours
+        ]
         wanted = {("clock_skew", "open", gw_skewed), ("warning_high", "open", "it-oven")}
         alerts = _collect(
             platform,
@@ -281,6 +295,15 @@ def test_crafted_mix_is_accounted_for_exactly_once(platform: InfraSettings, tmp_
     # Spikes are dropped and counted; NTP offsets applied exactly.
     ntp_batches = [by_id[str(p.package_id)] for p in valid if p.gateway_id == gw_ntp]
     assert sum(c.dropped.get("spike", 0) for c in ntp_batches) == 4
+    # ... and kept with their code and place in the package: one flagged record per spiked package, none else.
+    assert Counter(str(f.package_id) for f in flagged) == Counter(spiked)
+    for f in flagged:
+        original = next(p for p in valid if p.package_id == f.package_id)
+        assert original.samples is not None
+        assert (f.sample_index, f.quality) == ([4], [QualityCode.SPIKE])
+        assert f.v == [original.samples.v[4]]  # degC sensor: the value as sent
+        assert f.t_raw_us == [original.samples.t[4]]
+        assert f.t_us == [original.samples.t[4] - 800_000]
     assert all(c.clock_source.value == "ntp" and c.t_us[0] - c.t_raw_us[0] == -800_000 for c in ntp_batches)
     # The skewed gateway's offset is estimated from broker append times: ~ +3 s.
     skewed = [by_id[str(p.package_id)] for p in valid if p.gateway_id == gw_skewed]

@@ -22,6 +22,7 @@ from contracts import (
     CleanReadingBatch,
     DeadLetter,
     EdgePackage,
+    FlaggedSamples,
     Samples,
     SensorDescription,
     UnknownContextError,
@@ -41,6 +42,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "dead_letter": DeadLetter,
     "alert": Alert,
     "clean_reading_batch": CleanReadingBatch,
+    "flagged_samples": FlaggedSamples,
     "audit_event": AuditEvent,
 }
 VALID = sorted(EXAMPLES.glob("*.json"))
@@ -77,7 +79,9 @@ def test_invalid_example_is_rejected_naming_the_field(path: Path) -> None:
         assert field in str(caught.value)  # the message a gateway author reads names the field
 
 
-@pytest.mark.parametrize("model", [DeadLetter, Alert, CleanReadingBatch, AuditEvent], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "model", [DeadLetter, Alert, CleanReadingBatch, FlaggedSamples, AuditEvent], ids=lambda m: m.__name__
+)
 def test_avro_round_trip(model: type[BaseModel]) -> None:
     path = next(p for p in VALID if _model_for(p) is model)
     original = model.model_validate_json(path.read_bytes())
@@ -171,6 +175,7 @@ def test_topic_declarations() -> None:
         "edge.deadletter.v1",
         "edge.parked.v1",
         "readings.clean.v1",
+        "readings.flagged.v1",
         "alerts.v1",
         "audit.v1",
     } == set(names)
@@ -220,3 +225,13 @@ def test_sample_arrays_are_made_once_and_follow_the_lists() -> None:
     assert EdgePackage.model_construct(**dict(package)) == package
     copied = package.samples.model_copy(update={"v": [1.0] * len(package.samples.v)})
     assert copied.arrays().v.tolist() == [1.0] * len(package.samples.v)
+
+
+def test_flagged_samples_refuse_an_ok_code_and_misaligned_columns() -> None:
+    example = json.loads((EXAMPLES / "flagged_samples.json").read_text())
+    with pytest.raises(ValidationError) as caught:
+        FlaggedSamples.model_validate({**example, "quality": ["ok", "spike"]})
+    assert caught.value.errors()[0]["type"] == "flagged_ok"
+    with pytest.raises(ValidationError) as caught:
+        FlaggedSamples.model_validate({**example, "sample_index": [3]})
+    assert caught.value.errors()[0]["type"] == "length_mismatch"

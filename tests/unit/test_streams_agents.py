@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 import streams.app as streams_app
-from contracts import Alert, CleanReadingBatch, DeadLetter, ReasonCode
+from contracts import Alert, CleanReadingBatch, DeadLetter, FlaggedSamples, QualityCode, ReasonCode
 from contracts import avro as avro_codec
 from streams.dedupe import SeenExpiry
 from streams.pipeline import process
@@ -34,7 +35,7 @@ TIMEOUT_S = 10.0
 EXAMPLE_SENSOR_ID = "6f1c2a0e-4b7d-4e8a-9c51-2f3d8e9a0b11"
 # Broker append time of the example package: one second after its window ends, so it is not "future".
 APPEND = datetime(2026, 11, 23, 8, 0, 2, tzinfo=UTC)
-OUTPUTS = ("deadletter_topic", "clean_topic", "alerts_topic", "parked_topic", "clock_reports_topic")
+OUTPUTS = ("deadletter_topic", "clean_topic", "flagged_topic", "alerts_topic", "parked_topic", "clock_reports_topic")
 TABLES = ("seen", "sensors", "parked", "sensor_state", "gateway_clocks", "clock_episodes")
 
 
@@ -197,6 +198,16 @@ def test_known_sensor_package_becomes_one_clean_record(harness: Harness, unit: s
     assert (clean.source_topic, clean.source_partition, clean.source_offset) == ("edge.packages.v1", 0, 0)
     assert clean.received_at == APPEND
     assert clean.asset_id == "press-01"
+    # Flagged, not deleted: the null travels on with its code and its place in the package.
+    [sent_flagged] = harness.on("flagged_topic")
+    assert sent_flagged.key == EXAMPLE_SENSOR_ID.encode()
+    flagged = avro_codec.decode(FlaggedSamples, sent_flagged.value)
+    assert (str(flagged.package_id), flagged.asset_id, flagged.unit) == (package_id, "press-01", "degC")
+    assert flagged.sample_index == [9]
+    assert flagged.quality == [QualityCode.NON_FINITE]
+    assert math.isnan(flagged.v[0])
+    assert flagged.t_raw_us == [json.loads(package)["samples"]["t"][9]]
+    assert flagged.t_us == [flagged.t_raw_us[0] + round(clean.clock_offset_ms * 1000)]
 
 
 def test_malformed_bytes_become_a_dead_letter_kept_byte_for_byte(harness: Harness) -> None:
@@ -234,7 +245,7 @@ def test_the_same_package_twice_is_a_duplicate_dead_letter(harness: Harness) -> 
     asyncio.run(scenario())
 
     outputs = [s.topic for s in harness.sent if s.topic not in ("alerts_topic", "clock_reports_topic")]
-    assert outputs == ["clean_topic", "deadletter_topic"]
+    assert outputs == ["clean_topic", "flagged_topic", "deadletter_topic"]
     [clean] = harness.clean()
     assert str(clean.package_id) == package_id
     [letter] = harness.dead_letters()

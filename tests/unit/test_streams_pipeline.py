@@ -20,6 +20,7 @@ from contracts import (
     CleanReadingBatch,
     ClockSource,
     EdgePackage,
+    FlaggedSamples,
     QualityCode,
     Quantity,
     SensorDescription,
@@ -317,3 +318,43 @@ def test_the_columnar_encoding_is_the_contract_models_avro(example: str | None) 
     encoded = result.encode_clean()
     assert encoded == avro_codec.encode(result.clean)
     assert avro_codec.decode(CleanReadingBatch, encoded) == result.clean
+
+
+def test_flagged_samples_keep_every_outlier_with_its_code_and_place() -> None:
+    # Outliers are flagged, not deleted: each sample of a package is in its clean record or its flagged record.
+    package, t, v = _dirty_package()
+    result = _process(package, _fahrenheit_sensor())
+    flagged = result.flagged
+    assert flagged is not None
+    bad = sorted([*SPIKES, NULL, OUT_OF_RANGE])
+    sent = np.setdiff1d(np.arange(N), list(GAP))  # the package's samples: the gap was never sent
+    assert flagged.sample_index == np.searchsorted(sent, bad).tolist()
+    assert flagged.t_raw_us == t[bad].tolist()
+    assert flagged.t_us == [x + round(OFFSET_MS * 1000) for x in t[bad].tolist()]
+    codes = {NULL: QualityCode.NON_FINITE, OUT_OF_RANGE: QualityCode.OUT_OF_RANGE} | dict.fromkeys(
+        SPIKES, QualityCode.SPIKE
+    )
+    assert flagged.quality == [codes[i] for i in bad]
+    expected = _to_c(v[bad])
+    expected[bad.index(NULL)] = np.nan
+    np.testing.assert_allclose(flagged.v, expected, rtol=1e-12)  # degC, as graded; NaN where the null was
+    assert len(result.clean.v) + len(flagged.v) == sent.size
+    assert (flagged.package_id, flagged.asset_id, flagged.source_offset) == (
+        package.package_id,
+        result.clean.asset_id,
+        SOURCE.offset,
+    )
+    encoded = result.encode_flagged()
+    assert encoded == avro_codec.encode(flagged)
+    again = avro_codec.decode(FlaggedSamples, encoded)
+    assert again.model_copy(update={"v": []}) == flagged.model_copy(update={"v": []})
+    np.testing.assert_array_equal(again.v, flagged.v)  # NaN-aware
+
+
+def test_a_package_without_outliers_has_no_flagged_record() -> None:
+    t = [T0_US + i * PERIOD_US for i in range(10)]
+    package = _package(t, [20.0 + 0.01 * i for i in range(10)], start_us=T0_US, end_us=T0_US + 10 * PERIOD_US)
+    result = _process(package, _sensor())
+    assert result.quality_counts == {"ok": 10}
+    assert result.flagged is None
+    assert result.encode_flagged() is None
