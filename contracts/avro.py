@@ -50,8 +50,14 @@ def parsed_schema(model: type[BaseModel]) -> Any:
 
 def encode(model: BaseModel) -> bytes:
     """Schemaless Avro bytes of `model`."""
+    return encode_datum(type(model), model.model_dump(mode="python"))
+
+
+def encode_datum(model: type[BaseModel], datum: Mapping[str, Any]) -> bytes:
+    """Schemaless Avro bytes of a `model` record given as `model_dump(mode="python")` gives it (enum symbols as
+    strings also do), not validated: for a hot path where building the model would cost more than the write."""
     buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, parsed_schema(type(model)), model.model_dump(mode="python"))
+    fastavro.schemaless_writer(buffer, parsed_schema(model), datum)
     return buffer.getvalue()
 
 
