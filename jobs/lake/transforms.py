@@ -18,7 +18,7 @@ from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter, FlaggedS
 from contracts.avro import raw_schema
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 # A record that does not decode becomes a null struct (PERMISSIVE) instead of failing the batch: one bad
 # record must not stop the lake. `decode` keeps the raw bytes next to it and `undecodable` quarantines them.
@@ -139,6 +139,16 @@ def packages(batches: DataFrame) -> DataFrame:
     )
 
 
+def _sample_times() -> list[Column]:
+    """Both times of the exploded sample `s` as timestamps and exact microseconds (readings, flagged samples)."""
+    return [
+        F.timestamp_micros("s.t_us").alias("t"),
+        F.col("s.t_us").alias("t_us"),
+        F.timestamp_micros("s.t_raw_us").alias("t_raw"),
+        F.col("s.t_raw_us").alias("t_raw_us"),
+    ]
+
+
 def readings(batches: DataFrame) -> DataFrame:
     """One row per sample; `sample_index` is the sample's position in the clean record (unique per package)."""
     zipped = F.arrays_zip("t_us", "t_raw_us", "v", "quality")
@@ -155,10 +165,7 @@ def readings(batches: DataFrame) -> DataFrame:
         "unit",
         F.col("s.v").alias("value"),
         F.col("s.quality").alias("quality"),
-        t.alias("t"),
-        F.col("s.t_us").alias("t_us"),
-        F.timestamp_micros("s.t_raw_us").alias("t_raw"),
-        F.col("s.t_raw_us").alias("t_raw_us"),
+        *_sample_times(),
         "gateway_id",
         "clock_source",
         "clock_offset_ms",
@@ -185,10 +192,7 @@ def flagged_samples(records: DataFrame) -> DataFrame:
         "unit",
         F.col("s.quality").alias("quality"),
         F.col("s.v").alias("value"),
-        F.timestamp_micros("s.t_us").alias("t"),
-        F.col("s.t_us").alias("t_us"),
-        F.timestamp_micros("s.t_raw_us").alias("t_raw"),
-        F.col("s.t_raw_us").alias("t_raw_us"),
+        *_sample_times(),
         "gateway_id",
         "clock_offset_ms",
         "source_partition",
