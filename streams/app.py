@@ -2,7 +2,8 @@
 
 Processing guarantee: at-least-once with agent concurrency 1 (Faust's
 exactly-once mode has open duplicate/loss bugs, see DESIGN.md). Offsets are
-committed only after an event's sends were handed to the producer, so a crash
+committed only after an event's sends were handed to the producer, and Faust
+flushes the producer (every send acknowledged) before it commits, so a crash
 replays, never skips; replays are absorbed by the dedupe table downstream of
 validation and by package-id dedupe in the lake.
 
