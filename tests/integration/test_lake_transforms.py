@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -21,7 +20,6 @@ from pyspark.sql.types import StructType
 
 from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter, FlaggedSamples, SensorDescription
 from contracts import avro as avro_codec
-from infra.settings import InfraSettings
 from jobs.lake import sinks, transforms, writer
 from jobs.lake.settings import LakeSettings
 from jobs.lake.tables import (
@@ -35,20 +33,10 @@ from jobs.lake.tables import (
     SILVER_SENSORS,
     Table,
 )
-from jobs.spark_session import build_spark
 
 pytestmark = pytest.mark.integration
 KAFKA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, timestampType int"
 APPENDED = datetime(2026, 11, 23, 8, 0, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def spark(platform: InfraSettings) -> Iterator[SparkSession]:
-    session = build_spark("vigil-lake-transforms-tests", platform, driver_memory="1g")
-    try:
-        yield session
-    finally:
-        session.stop()
 
 
 def _example(name: str) -> str:

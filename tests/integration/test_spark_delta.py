@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import trino
@@ -12,18 +11,8 @@ from pyspark.sql import SparkSession
 
 from infra import minio
 from infra.settings import InfraSettings
-from jobs.spark_session import build_spark
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def spark(platform: InfraSettings) -> Iterator[SparkSession]:
-    session = build_spark("vigil-integration-tests", platform)
-    try:
-        yield session
-    finally:
-        session.stop()
 
 
 def test_spark_writes_delta_that_trino_reads(spark: SparkSession, platform: InfraSettings) -> None:

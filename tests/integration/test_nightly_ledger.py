@@ -1,0 +1,112 @@
+"""gold.pipeline_ledger's rows computed by real Spark over Delta tables on MinIO (and Kafka's real offsets).
+
+Each test uses a lake root of its own under the `lake` bucket, and a day long before any message in
+Kafka, so every topic counts 0 messages that day and the lake side alone decides the statuses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from infra import minio
+from infra.settings import InfraSettings
+from jobs.lake import sinks
+from jobs.lake.tables import BRONZE_FLAGGED_SAMPLES, BUCKET, SILVER_PACKAGES, SILVER_READINGS, Table
+from jobs.nightly.ledger import CHECKS, ledger_rows
+
+pytestmark = pytest.mark.integration
+DAY = date(2001, 2, 3)
+COLUMNS = ("topic", "table_name", "kafka_messages", "table_rows", "difference", "status", "note", "date")
+
+
+@pytest.fixture
+def root(platform: InfraSettings) -> Iterator[str]:
+    prefix = f"it-ledger-{uuid.uuid4().hex[:8]}"
+    yield f"s3a://{BUCKET}/{prefix}"
+    client = minio.client(platform)
+    for obj in client.list_objects(BUCKET, prefix=f"{prefix}/", recursive=True):
+        client.remove_object(BUCKET, obj.object_name)
+
+
+def _ledger(spark: SparkSession, platform: InfraSettings, root: str) -> dict[str, dict[str, Any]]:
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in ledger_rows(spark, root, platform.kafka_bootstrap, DAY)]
+    return {f"{r['topic']} -> {r['table_name']}": r for r in rows}
+
+
+def _default(field: T.StructField, on: datetime) -> Any:
+    kind = field.dataType
+    if isinstance(kind, T.StringType):
+        return "x"
+    if isinstance(kind, T.IntegerType | T.LongType):
+        return 0
+    if isinstance(kind, T.DoubleType):
+        return 0.0
+    if isinstance(kind, T.TimestampType):
+        return on
+    if isinstance(kind, T.DateType):
+        return on.date()
+    if isinstance(kind, T.MapType):
+        return {}
+    raise TypeError(f"no default for {field}")
+
+
+def _append(spark: SparkSession, table: Table, root: str, rows: list[dict[str, Any]]) -> None:
+    """Rows of `table` at `root`: the given columns, every other one a plain value of its type."""
+    sinks.ensure(spark, table, root)
+    schema = spark.read.format("delta").load(table.s3a(root)).schema
+    full = []
+    for row in rows:
+        on = row.get("processed_at", datetime.combine(DAY, time(12), tzinfo=UTC))
+        full.append(tuple(row[f.name] if f.name in row else _default(f, on) for f in schema.fields))
+    spark.createDataFrame(full, schema).write.format("delta").mode("append").save(table.s3a(root))
+
+
+def test_a_lake_without_tables_gives_every_row_not_a_failure(
+    spark: SparkSession, platform: InfraSettings, root: str
+) -> None:
+    ledger = _ledger(spark, platform, root)
+    assert len(ledger) == len(CHECKS) + 3  # the topic checks, the two sample checks, the lake's quarantine
+    for check in CHECKS:
+        row = ledger[f"{check.topic} -> {check.table.qualified}"]
+        assert (row["kafka_messages"], row["table_rows"], row["status"]) == (0, 0, "ok")
+        assert row["note"].startswith("table not created yet")
+    assert all(r["table_rows"] == 0 and r["date"] == DAY for r in ledger.values())
+
+
+def test_flagged_samples_are_checked_against_the_dropped_counts(
+    spark: SparkSession, platform: InfraSettings, root: str
+) -> None:
+    other_day = datetime(2001, 2, 4, 0, 0, 1, tzinfo=UTC)  # just past DAY: not counted
+    packages = [
+        {"package_id": "p1", "ok_samples": 3, "dropped": {"spike": 2, "stuck": 1}},
+        {"package_id": "p2", "ok_samples": 2, "dropped": {"out_of_range": 1}},
+        {"package_id": "p3", "ok_samples": 4, "dropped": {}},
+        {"package_id": "p-next-day", "ok_samples": 1, "dropped": {"spike": 5}, "processed_at": other_day},
+    ]
+    _append(spark, SILVER_PACKAGES, root, packages)
+    _append(spark, SILVER_READINGS, root, [{"package_id": "p", "sample_index": i} for i in range(9)])
+    flagged = [("p1", 0, "spike"), ("p1", 5, "spike"), ("p1", 6, "stuck"), ("p2", 2, "out_of_range")]
+    _append(
+        spark, BRONZE_FLAGGED_SAMPLES, root, [{"package_id": p, "sample_index": i, "quality": q} for p, i, q in flagged]
+    )
+    _append(spark, BRONZE_FLAGGED_SAMPLES, root, [{"package_id": "p-next-day", "processed_at": other_day}] * 5)
+
+    ledger = _ledger(spark, platform, root)
+    samples = ledger[f"readings.clean.v1 -> {SILVER_READINGS.qualified}"]
+    outliers = ledger[f"readings.clean.v1 -> {BRONZE_FLAGGED_SAMPLES.qualified}"]
+    assert (samples["kafka_messages"], samples["table_rows"], samples["status"]) == (9, 9, "ok")
+    assert (outliers["kafka_messages"], outliers["table_rows"], outliers["status"]) == (4, 4, "ok")
+    assert "dropped" in outliers["note"]
+
+    # A clean package that declares a refused sample whose flagged record never landed shows as missing.
+    _append(spark, SILVER_PACKAGES, root, [{"package_id": "p4", "ok_samples": 0, "dropped": {"non_finite": 1}}])
+    outliers = _ledger(spark, platform, root)[f"readings.clean.v1 -> {BRONZE_FLAGGED_SAMPLES.qualified}"]
+    assert (outliers["kafka_messages"], outliers["table_rows"], outliers["difference"]) == (5, 4, -1)
+    assert outliers["status"] == "missing"
