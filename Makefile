@@ -48,10 +48,10 @@ streams: up ## Run one stream worker in the foreground (more workers scale by pa
 demo: lake ## Stand up the platform and lake writer, stream a simulated plant, show what arrived (Kafka, Trino)
 	$(PY) -m infra.demo --seconds $(DEMO_SECONDS)
 
-lint: $(STAMP) ## Ruff and mypy (strict for contracts/ and streams/)
+lint: $(STAMP) ## Ruff and mypy over all code and tests (strict for contracts/ and streams/)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy contracts streams connectors jobs infra bench
+	$(PY) -m mypy contracts streams connectors jobs infra bench tests
 
 format: $(STAMP) ## Apply ruff's formatter and safe fixes
 	$(PY) -m ruff format .

@@ -46,7 +46,7 @@ def read(settings: InfraSettings, topic: str, since: Offsets, until: Offsets) ->
             if message is None or message.error():
                 continue
             p, offset = message.partition(), message.offset()
-            if offset < until[p]:
+            if p is not None and offset is not None and offset < until[p]:
                 out.append((p, offset, message.value() or b""))
                 wanted[p] -= 1
     finally:

@@ -51,6 +51,7 @@ def _kafka(spark: SparkSession, topic: str, values: list[bytes | None]) -> DataF
 def _fits(spark: SparkSession, rows: DataFrame, table: Table) -> None:
     """Same column names, order and types as the table's DDL (nullability is enforced by Delta on write)."""
     declared = StructType.fromDDL(" ".join(table.ddl.replace("NOT NULL", "").split()))
+    assert isinstance(declared, StructType)
     assert [(f.name, f.dataType) for f in rows.schema.fields] == [(f.name, f.dataType) for f in declared.fields]
 
 

@@ -63,7 +63,9 @@ def test_a_package_round_trips_with_provenance(
     assert headers["vigil-principal"] == gateway_id.encode()
     assert headers["vigil-client"] == b"127.0.0.1"
     assert headers["vigil-request-id"] == response.headers["x-request-id"].encode()
-    received = datetime.fromisoformat(headers["vigil-received-at"].decode())
+    received_at = headers["vigil-received-at"]
+    assert isinstance(received_at, bytes)
+    received = datetime.fromisoformat(received_at.decode())
     assert abs((datetime.now(UTC) - received).total_seconds()) < 60
 
 

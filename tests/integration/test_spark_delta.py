@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 import trino
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 from pyspark.sql import SparkSession
 
 from infra import minio
@@ -22,7 +22,9 @@ def test_spark_writes_delta_that_trino_reads(spark: SparkSession, platform: Infr
     spark.createDataFrame(rows, "id long, sensor string, v double").write.format("delta").save(location)
     assert spark.read.format("delta").load(location).count() == 50
 
-    connection = trino.dbapi.connect(host=platform.host, port=platform.trino_port, user="vigil-tests", catalog="vigil")
+    connection = trino.dbapi.connect(  # type: ignore[no-untyped-call]
+        host=platform.host, port=platform.trino_port, user="vigil-tests", catalog="vigil"
+    )
     cursor = connection.cursor()
     try:
         # Spark writes s3a://, Trino's native S3 file system reads s3:// - the same object keys.
@@ -47,13 +49,16 @@ def test_spark_reads_kafka(spark: SparkSession, platform: InfraSettings) -> None
     marker = uuid.uuid4().hex
     producer = Producer({"bootstrap.servers": platform.kafka_bootstrap, "acks": "all"})
     offsets: list[tuple[int, int]] = []
+
+    def delivered(err: KafkaError | None, msg: Message) -> None:
+        partition, offset = msg.partition(), msg.offset()
+        assert err is None, err
+        assert partition is not None
+        assert offset is not None
+        offsets.append((partition, offset))
+
     for i in range(3):
-        producer.produce(
-            topic,
-            key=b"spark-it",
-            value=f"{marker}-{i}".encode(),
-            on_delivery=lambda err, msg: offsets.append((msg.partition(), msg.offset())),
-        )
+        producer.produce(topic, key=b"spark-it", value=f"{marker}-{i}".encode(), on_delivery=delivered)
     assert producer.flush(30) == 0
     partition = offsets[0][0]
     frame = (

@@ -83,7 +83,7 @@ def test_a_limit_sized_dead_letter_and_a_long_parked_backlog_lose_nothing(
     )
     # Malformed JSON as large as edge.packages.v1 takes (the record's key and framing share the limit).
     largest = b'{"@context": "' + b"x" * (MAX_INPUT_BYTES - 200)
-    offsets: list[int] = []
+    offsets: list[int | None] = []
     producer.produce(
         "edge.packages.v1", key=b"it-largest", value=largest, on_delivery=lambda e, m: offsets.append(m.offset())
     )

@@ -1,14 +1,15 @@
-"""gold.pipeline_ledger's rows computed by real Spark over Delta tables on MinIO (and Kafka's real offsets).
+"""The nightly batch's lake steps by real Spark over Delta tables on MinIO: the ledger (with Kafka's real
+offsets) and the maintenance (compaction, retention, vacuum).
 
 Each test uses a lake root of its own under the `lake` bucket, and a day long before any message in
-Kafka, so every topic counts 0 messages that day and the lake side alone decides the statuses.
+Kafka, so every topic counts 0 messages that day and the lake side alone decides the ledger's statuses.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from infra.settings import InfraSettings
 from jobs.lake import sinks
 from jobs.lake.tables import BRONZE_FLAGGED_SAMPLES, BUCKET, SILVER_PACKAGES, SILVER_READINGS, Table
 from jobs.nightly.ledger import CHECKS, ledger_rows
+from jobs.nightly.maintenance import maintain
 
 pytestmark = pytest.mark.integration
 DAY = date(2001, 2, 3)
@@ -58,14 +60,16 @@ def _default(field: T.StructField, on: datetime) -> Any:
 
 
 def _append(spark: SparkSession, table: Table, root: str, rows: list[dict[str, Any]]) -> None:
-    """Rows of `table` at `root`: the given columns, every other one a plain value of its type."""
+    """Rows of `table` at `root` in one file per partition: the given columns, every other one a plain value of its
+    type (times: noon of DAY unless `processed_at` is given)."""
     sinks.ensure(spark, table, root)
     schema = spark.read.format("delta").load(table.s3a(root)).schema
     full = []
     for row in rows:
         on = row.get("processed_at", datetime.combine(DAY, time(12), tzinfo=UTC))
         full.append(tuple(row[f.name] if f.name in row else _default(f, on) for f in schema.fields))
-    spark.createDataFrame(full, schema).write.format("delta").mode("append").save(table.s3a(root))
+    frame = spark.createDataFrame(full, schema).coalesce(1)
+    frame.write.format("delta").mode("append").save(table.s3a(root))
 
 
 def test_a_lake_without_tables_gives_every_row_not_a_failure(
@@ -110,3 +114,31 @@ def test_flagged_samples_are_checked_against_the_dropped_counts(
     outliers = _ledger(spark, platform, root)[f"readings.clean.v1 -> {BRONZE_FLAGGED_SAMPLES.qualified}"]
     assert (outliers["kafka_messages"], outliers["table_rows"], outliers["difference"]) == (5, 4, -1)
     assert outliers["status"] == "missing"
+
+
+def test_maintenance_compacts_the_day_and_deletes_rows_past_retention(
+    spark: SparkSession, platform: InfraSettings, root: str
+) -> None:
+    table, path = BRONZE_FLAGGED_SAMPLES, BRONZE_FLAGGED_SAMPLES.s3a(root)
+    old = datetime.combine(DAY - timedelta(days=40), time(12), tzinfo=UTC)
+    for batch in range(3):  # three micro-batches of the day: three small files in its partition
+        _append(spark, table, root, [{"package_id": f"p{batch}", "sample_index": i} for i in range(4)])
+    _append(spark, table, root, [{"package_id": "old", "processed_at": old, "received_date": old.date()}] * 2)
+
+    def files_of(day: date) -> int:
+        return sum(f"received_date={day.isoformat()}" in f for f in spark.read.format("delta").load(path).inputFiles())
+
+    assert files_of(DAY) == 3
+
+    done = maintain(spark, root, DAY, {table.qualified: 30}, vacuum_retain_hours=168)
+
+    cutoff = DAY - timedelta(days=30)
+    assert [line for line in done if line.startswith(table.qualified)] == [
+        f"{table.qualified}: compacted 3 files into 1; rows before {cutoff} deleted; "
+        "vacuumed (files unreferenced for 168 h)"
+    ]
+    assert sum("not created yet, skipped" in line for line in done) == len(done) - 1  # the only table at this root
+    assert files_of(DAY) == 1
+    rows = spark.read.format("delta").load(path)
+    assert rows.where(f"received_date = '{DAY}'").count() == 12  # compaction keeps every row
+    assert rows.where(f"received_date = '{old.date()}'").count() == 0  # retention deletes the old day
