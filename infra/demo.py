@@ -39,11 +39,13 @@ from jobs.lake.catalog import connect
 
 console = Console(width=120)
 PACKAGES, CLEAN, DEAD, ALERTS = "edge.packages.v1", "readings.clean.v1", "edge.deadletter.v1", "alerts.v1"
+FLAGGED = "readings.flagged.v1"
+IF_ANY_DROPPED = "if the run dropped samples"  # a query that must return rows only then
 RATE = 40.0  # packages per second from the simulated plant
 # What the demo shows from the lake: this run only ({since} is its start), as each demo starts a new worker
 # whose alert episodes from earlier runs were never closed. Each with whether it must return rows: the open
-# alerts may all have closed, and a flagged record is sent after its clean record, so the last package's
-# may land one lake micro-batch after the clean records the demo waits for.
+# alerts may all have closed; the flagged samples must be there when the run's clean records dropped any (the
+# demo waits for the lake to land both).
 LAKE_QUERIES = (
     (
         "recent readings: the latest clean value per sensor of the plant",
@@ -66,7 +68,7 @@ LAKE_QUERIES = (
         "SELECT asset_id, quantity, quality, count(*) AS samples, min(value) AS lowest, max(value) AS highest "
         "FROM bronze.flagged_samples WHERE site = 'plant-a' AND received_at >= {since} "
         "GROUP BY asset_id, quantity, quality ORDER BY samples DESC, asset_id LIMIT 10",
-        False,
+        IF_ANY_DROPPED,
     ),
     (
         "health ranking of the machines today (gold.health_scores; 100 = like its peers and history)",
@@ -181,21 +183,22 @@ def read_outputs(settings: InfraSettings, start: dict[str, dict[int, int]]) -> O
     return out
 
 
-def _wait_for_lake(settings: InfraSettings, since: dict[int, int], until: dict[int, int], packages: int) -> bool:
-    """True once silver.packages holds the run's clean packages (its rows of that readings.clean.v1 range)."""
-    where = " OR ".join(
+def _in_range(since: dict[int, int], until: dict[int, int]) -> str:
+    """SQL: the rows a lake table landed from these Kafka offsets (of the topic it is written from)."""
+    ranges = [
         f"(kafka_partition = {p} AND kafka_offset >= {since.get(p, 0)} AND kafka_offset < {end})"
         for p, end in until.items()
         if end > since.get(p, 0)
-    )
+    ]
+    return " OR ".join(ranges) or "FALSE"
+
+
+def _wait_for_lake(settings: InfraSettings, landed: dict[str, int]) -> bool:
+    """True once each count query of `landed` returns at least its number (the run's rows in the lake)."""
     deadline = time.monotonic() + 300
-    with console.status("waiting for the lake writer to land the run in silver.packages ..."):
+    with console.status("waiting for the lake writer to land the run (silver.packages, bronze.flagged_samples) ..."):
         while time.monotonic() < deadline:
-            [[landed]] = _trino(
-                settings,
-                f"SELECT count(DISTINCT package_id) FROM silver.packages WHERE {where or 'FALSE'}",  # noqa: S608 - ints
-            )
-            if landed >= packages:
+            if all(_trino(settings, sql)[0][0] >= count for sql, count in landed.items()):
                 return True
             time.sleep(2.0)
     return False
@@ -255,7 +258,7 @@ def show(out: Outputs) -> None:
 def main(seconds: Annotated[float, typer.Option(help="how long the simulated plant streams")] = 20.0) -> None:
     settings = get_settings()
     consumer = _consumer(settings)
-    start = {topic: _end_offsets(consumer, topic) for topic in (CLEAN, DEAD, ALERTS)}
+    start = {topic: _end_offsets(consumer, topic) for topic in (CLEAN, FLAGGED, DEAD, ALERTS)}
     consumer.close()
     # A new consumer group starting at the inputs' ends: the demo shows this run, not older backlog.
     with stream_worker(settings, settings.log_dir, start_at=end_offsets(settings)) as worker:
@@ -276,13 +279,18 @@ def main(seconds: Annotated[float, typer.Option(help="how long the simulated pla
         if not _wait_caught_up(settings, worker.app_id):
             console.print(f"[red]the stream worker did not catch up in time; see {worker.log}[/]")
             raise typer.Exit(1)
-        until = _end_offsets_of(settings, CLEAN)
+        until = {topic: _end_offsets_of(settings, topic) for topic in (CLEAN, FLAGGED)}
     out = read_outputs(settings, start)
     show(out)
 
     console.rule("[bold]3. The lake, queried through Trino (catalog vigil, Delta on MinIO)")
-    packages = sum(t.packages for t in out.clean.values())
-    if not _wait_for_lake(settings, start[CLEAN], until, packages):
+    packages, flagged = sum(t.packages for t in out.clean.values()), sum(out.dropped.values())
+    clean_rows, flagged_rows = _in_range(start[CLEAN], until[CLEAN]), _in_range(start[FLAGGED], until[FLAGGED])
+    landed = {  # the WHERE clauses hold only integers (offsets)
+        f"SELECT count(DISTINCT package_id) FROM silver.packages WHERE {clean_rows}": packages,  # noqa: S608
+        f"SELECT count(*) FROM bronze.flagged_samples WHERE {flagged_rows}": flagged,  # noqa: S608
+    }
+    if not _wait_for_lake(settings, landed):
         console.print("[red]the lake writer did not land the run in time; see `make lake-status`[/]")
         raise typer.Exit(1)
     console.print("running today's nightly batch (no compaction) for the health ranking ...")
@@ -301,7 +309,7 @@ def main(seconds: Annotated[float, typer.Option(help="how long the simulated pla
         columns, rows = _trino_with_columns(settings, sql)
         console.print(escape(sql), style="dim")
         console.print(_table(title, columns, [[_cell(v) for v in row] for row in rows]))
-        if not rows and required:
+        if not rows and (required is True or (required == IF_ANY_DROPPED and flagged > 0)):
             console.print("[red]Trino returned no rows[/]")
             raise typer.Exit(1)
 
