@@ -52,6 +52,24 @@ def upsert_latest(spark: SparkSession, rows: DataFrame, table: Table, root: str,
     )
 
 
+def retire(spark: SparkSession, retired: DataFrame, table: Table, root: str) -> None:
+    """Mark known sensors retired, unless their row is newer than the tombstone (registered again since)."""
+    target = DeltaTable.forPath(spark, table.s3a(root)).alias("t")
+    (
+        target.merge(retired.alias("s"), "t.sensor_id = s.sensor_id")
+        .whenMatchedUpdate(
+            condition="s.retired_at >= t.updated_at",
+            set={
+                "status": F.lit("retired"),
+                "updated_at": F.col("s.retired_at"),
+                "kafka_partition": F.col("s.kafka_partition"),
+                "kafka_offset": F.col("s.kafka_offset"),
+            },
+        )
+        .execute()
+    )
+
+
 def first_deliveries(spark: SparkSession, batches: DataFrame, index: Table, root: str, window: timedelta) -> DataFrame:
     """Per-package records (clean or flagged) whose package is not yet in `index`: replays and in-batch repeats removed.
 

@@ -235,7 +235,7 @@ _SENSOR_REQUIRED = ("sensor_id", "quantity", "unit", "sampling_rate_hz", "range_
 def sensors(kafka: DataFrame) -> DataFrame:
     """The latest description per sensor in this batch; documents the stream stage rejects are left out.
 
-    A compacted topic may hold tombstones (null values): they carry no description and are skipped.
+    Tombstones (null values: the registry deleted the sensor) carry no description: `retirements` has them.
     """
     document = F.col("value").cast("string")
     parsed = kafka.where(F.col("value").isNotNull()).select(
@@ -270,3 +270,20 @@ def sensors(kafka: DataFrame) -> DataFrame:
     order = Window.partitionBy("sensor_id").orderBy(F.col("updated_at").desc(), F.col("kafka_offset").desc())
     latest = F.row_number().over(order)
     return rows.withColumn("_n", latest).where("_n = 1").drop("_n")
+
+
+def retirements(kafka: DataFrame) -> DataFrame:
+    """Sensors whose last message in this batch is a tombstone: the registry deleted them, the stream stage
+    parks their later packages, and silver.sensors marks them retired (keeping their last description).
+
+    A sensor's messages share its key, so they share a partition and their offsets order them; a tombstone
+    followed by a new description in the same batch (deleted, then registered again) retires nothing.
+    """
+    last = Window.partitionBy("key").orderBy(F.col("offset").desc())
+    latest = kafka.where(F.col("key").isNotNull()).withColumn("_n", F.row_number().over(last)).where("_n = 1")
+    return latest.where(F.col("value").isNull()).select(
+        F.col("key").cast("string").alias("sensor_id"),
+        F.col("timestamp").alias("retired_at"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+    )

@@ -113,8 +113,12 @@ def write_batch(spark: SparkSession, lake: LakeSettings, app_id: str, batch: Dat
             timed("bronze.packages", t)
         if by_topic.get(METADATA):
             t = time.monotonic()
-            rows = transforms.sensors(topic(METADATA))
+            metadata = topic(METADATA)
+            rows = transforms.sensors(metadata)
             sinks.upsert_latest(spark, rows, SILVER_SENSORS, lake.root, key="sensor_id", newer="updated_at")
+            retired = transforms.retirements(metadata)
+            if not retired.isEmpty():  # tombstones are rare: most batches skip the merge (and its commit)
+                sinks.retire(spark, retired, SILVER_SENSORS, lake.root)
             timed("silver.sensors", t)
         # Undecodable Avro records of any topic join the dead letters: one append per table and batch.
         quarantine: list[DataFrame] = []

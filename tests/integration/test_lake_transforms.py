@@ -244,3 +244,40 @@ def test_flagged_samples_land_once_however_often_they_come(spark: SparkSession, 
     )
     dead = spark.read.format("delta").load(BRONZE_DEADLETTER.s3a(lake.root)).collect()
     assert [(r.source_topic, r.source_offset, r.stage) for r in dead] == [(topic, 103, "lake")]
+
+
+def test_a_tombstone_retires_its_sensor_until_it_is_registered_again(spark: SparkSession, tmp_path: Path) -> None:
+    lake = LakeSettings(root=tmp_path.resolve().as_uri(), register_in_trino=False)
+    sinks.ensure(spark, SILVER_SENSORS, lake.root)
+    example = SensorDescription.model_validate_json(_example("sensor_description.json"))  # updated 2026-11-20
+    a, b = (example.model_copy(update={"sensor_id": uuid.uuid4()}) for _ in range(2))
+    topic, later = "edge.metadata.v1", APPENDED + timedelta(hours=1)
+
+    def message(sensor: SensorDescription, offset: int, wire: bytes | None, at: datetime = APPENDED) -> tuple[Any, ...]:
+        return (str(sensor.sensor_id).encode(), wire, topic, 0, offset, at, 0)
+
+    def states() -> dict[str, tuple[str, datetime, int]]:
+        rows = spark.read.format("delta").load(SILVER_SENSORS.s3a(lake.root)).collect()
+        return {r.sensor_id: (r.status, r.updated_at, r.kafka_offset) for r in rows}
+
+    # a is described, then deleted; b is deleted and registered again in the same batch: only a retires.
+    first = [
+        message(a, 100, a.to_wire()),
+        message(b, 101, None),
+        message(b, 102, b.to_wire()),
+        message(a, 103, None),
+    ]
+    for _ in range(2):  # Spark re-runs a batch whose commit it did not record: same outcome
+        writer.write_batch(spark, lake, "it-writer", spark.createDataFrame(first, KAFKA), 0)
+        assert states() == {
+            str(a.sensor_id): ("retired", APPENDED.replace(tzinfo=None), 103),
+            str(b.sensor_id): ("active", example.updated_at.replace(tzinfo=None), 102),
+        }
+
+    # a is registered again (a newer description); a replay of its old tombstone does not retire it again.
+    again = a.model_copy(update={"updated_at": later})
+    writer.write_batch(
+        spark, lake, "it-writer", spark.createDataFrame([message(a, 200, again.to_wire(), later)], KAFKA), 1
+    )
+    writer.write_batch(spark, lake, "it-writer", spark.createDataFrame([message(a, 103, None)], KAFKA), 2)
+    assert states()[str(a.sensor_id)] == ("active", later.replace(tzinfo=None), 200)
