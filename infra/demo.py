@@ -35,7 +35,7 @@ from contracts import Alert, CleanReadingBatch, DeadLetter
 from contracts import avro as avro_codec
 from infra.settings import InfraSettings, get_settings
 from infra.streams_worker import end_offsets, stream_worker
-from jobs.lake.catalog import connect
+from jobs.lake.catalog import connect, offsets_predicate
 
 console = Console(width=120)
 PACKAGES, CLEAN, DEAD, ALERTS = "edge.packages.v1", "readings.clean.v1", "edge.deadletter.v1", "alerts.v1"
@@ -183,16 +183,6 @@ def read_outputs(settings: InfraSettings, start: dict[str, dict[int, int]]) -> O
     return out
 
 
-def _in_range(since: dict[int, int], until: dict[int, int]) -> str:
-    """SQL: the rows a lake table landed from these Kafka offsets (of the topic it is written from)."""
-    ranges = [
-        f"(kafka_partition = {p} AND kafka_offset >= {since.get(p, 0)} AND kafka_offset < {end})"
-        for p, end in until.items()
-        if end > since.get(p, 0)
-    ]
-    return " OR ".join(ranges) or "FALSE"
-
-
 def _wait_for_lake(settings: InfraSettings, landed: dict[str, int]) -> bool:
     """True once each count query of `landed` returns at least its number (the run's rows in the lake)."""
     deadline = time.monotonic() + 300
@@ -285,7 +275,10 @@ def main(seconds: Annotated[float, typer.Option(help="how long the simulated pla
 
     console.rule("[bold]3. The lake, queried through Trino (catalog vigil, Delta on MinIO)")
     packages, flagged = sum(t.packages for t in out.clean.values()), sum(out.dropped.values())
-    clean_rows, flagged_rows = _in_range(start[CLEAN], until[CLEAN]), _in_range(start[FLAGGED], until[FLAGGED])
+    clean_rows, flagged_rows = (
+        offsets_predicate(start[CLEAN], until[CLEAN]),
+        offsets_predicate(start[FLAGGED], until[FLAGGED]),
+    )
     landed = {  # the WHERE clauses hold only integers (offsets)
         f"SELECT count(DISTINCT package_id) FROM silver.packages WHERE {clean_rows}": packages,  # noqa: S608
         f"SELECT count(*) FROM bronze.flagged_samples WHERE {flagged_rows}": flagged,  # noqa: S608

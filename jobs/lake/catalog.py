@@ -20,6 +20,20 @@ def connect(settings: InfraSettings, user: str = "vigil-jobs") -> trino.dbapi.Co
     return connection
 
 
+def offsets_predicate(
+    since: dict[int, int], until: dict[int, int], partition: str = "kafka_partition", offset: str = "kafka_offset"
+) -> str:
+    """A SQL predicate selecting the rows a lake table landed from Kafka positions [since, until) per partition.
+
+    Only integers go into it, so it is safe to format into a query."""
+    terms = [
+        f"({partition} = {p} AND {offset} >= {since.get(p, 0)} AND {offset} < {end})"
+        for p, end in until.items()
+        if end > since.get(p, 0)
+    ]
+    return "(" + " OR ".join(terms or ["FALSE"]) + ")"
+
+
 def registered(cursor: trino.dbapi.Cursor, schema: str) -> set[str]:
     cursor.execute(f"SHOW TABLES FROM {schema}")  # type: ignore[no-untyped-call]
     return {row[0] for row in cursor.fetchall()}

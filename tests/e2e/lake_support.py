@@ -59,16 +59,6 @@ def decode_all(model: type[M], messages: list[tuple[int, int, bytes]]) -> list[M
     return [avro_codec.decode(model, value) for _p, _o, value in messages]
 
 
-def in_range(since: Offsets, until: Offsets, partition: str = "kafka_partition", offset: str = "kafka_offset") -> str:
-    """A SQL predicate selecting the Kafka positions [since, until) of each partition."""
-    terms = [
-        f"({partition} = {p} AND {offset} >= {since.get(p, 0)} AND {offset} < {end})"
-        for p, end in until.items()
-        if end > since.get(p, 0)
-    ]
-    return "(" + " OR ".join(terms or ["FALSE"]) + ")"
-
-
 def query(settings: InfraSettings, sql: str) -> list[list[Any]]:
     with connect(settings, user="vigil-e2e") as connection:
         cursor = connection.cursor()

@@ -31,7 +31,8 @@ from contracts import Alert, CleanReadingBatch, DeadLetter, FlaggedSamples
 from infra import procs
 from infra.settings import InfraSettings
 from infra.streams_worker import end_offsets, stream_worker
-from tests.e2e.lake_support import Offsets, decode_all, ends, in_range, query, read, wait_for, wait_until
+from jobs.lake.catalog import offsets_predicate as in_range
+from tests.e2e.lake_support import Offsets, decode_all, ends, query, read, wait_for, wait_until
 
 pytestmark = pytest.mark.e2e
 PACKAGES, CLEAN, FLAGGED, DEAD, ALERTS = (
