@@ -38,9 +38,9 @@ from contracts import avro as avro_codec
 from contracts.metadata import Quantity
 from infra.settings import InfraSettings, get_settings
 from infra.streams_worker import end_offsets, stream_worker
-from jobs.lake import writer
 from jobs.lake.catalog import connect
 from jobs.lake.settings import LakeSettings
+from jobs.lake.status import fresh_status
 
 console = Console(soft_wrap=True)
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -236,7 +236,7 @@ def main(
     seconds: Annotated[float, typer.Option(help="length of the freshness phase")] = 60.0,
 ) -> None:
     settings = get_settings()
-    if writer.fresh_status(settings) is None:
+    if fresh_status(settings) is None:
         console.print("[red]the lake writer is not running: `make lake` first (`make bench-lake` does)[/]")
         raise typer.Exit(1)
     result: dict[str, Any] = {"machine": machine.describe(settings), "started_at": datetime.now(UTC).isoformat()}

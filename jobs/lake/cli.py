@@ -1,10 +1,12 @@
-"""`python -m jobs.lake start|run|stop|status`: the streaming lake writer for operators."""
+"""`python -m jobs.lake start|stop|status|supervise|run`: the streaming lake writer for operators."""
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 
 import typer
 from rich.console import Console
@@ -12,32 +14,61 @@ from rich.console import Console
 from infra import procs
 from infra.errors import InfraError
 from infra.settings import get_settings
-from jobs.lake import writer
+from jobs.lake import supervisor
+from jobs.lake.settings import LakeSettings
+from jobs.lake.status import Supervision, fresh_status, read_status, status_path
 
 NAME = "lake"
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
 console = Console(soft_wrap=True)
+DATA_DIR = typer.Option("", help="the platform's data folder; `start` passes it so `make down` knows us")
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @app.command()
 def run(
-    data_dir: str = typer.Option("", help="the platform's data folder; `start` passes it so `make down` knows us"),
+    data_dir: str = DATA_DIR,
+    supervisor_pid: int = typer.Option(0, help="set by `supervise`: stop if that process is gone"),
+    restarts: int = typer.Option(0, help="set by `supervise`: restarts so far, reported in the status file"),
+    last_failure: str = typer.Option("", help="set by `supervise`: why the previous writer ended"),
 ) -> None:
-    """Run the writer in the foreground until Ctrl-C."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    writer.run()
+    """Run the writer in the foreground until Ctrl-C, without restarts (on Kubernetes its operator restarts it)."""
+    from jobs.lake import writer  # imports pyspark: only the writer's own process needs it
+
+    _logging()
+    writer.run(supervision=Supervision(restarts, last_failure or None, supervisor_pid or None))
+
+
+@app.command()
+def supervise(data_dir: str = DATA_DIR) -> None:
+    """Run the writer in the foreground and start it again after a failure (what `start` runs in the background)."""
+    _logging()
+    settings, lake = get_settings(), LakeSettings()
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+
+    def command(supervision: Supervision) -> list[str]:
+        argv = [sys.executable, "-m", "jobs.lake", "run", "--data-dir", data_dir or str(settings.data_dir)]
+        argv += ["--supervisor-pid", str(supervision.supervisor_pid), "--restarts", str(supervision.restarts)]
+        return [*argv, "--last-failure", supervision.last_failure or ""]
+
+    raise typer.Exit(supervisor.supervise(command, lake, status_path(settings, lake), stopping))
 
 
 @app.command()
 def start(timeout: float = typer.Option(240.0, help="seconds to wait for the first healthy status")) -> None:
-    """Start the writer in the background (idempotent) and wait until its query runs."""
+    """Start the supervised writer in the background (idempotent) and wait until its query runs."""
     settings = get_settings()
     already = procs.running_pid(settings, NAME)
     # The data folder in argv marks the process as ours for `make down` (see infra.procs.running_pid).
-    argv = [sys.executable, "-m", "jobs.lake", "run", "--data-dir", str(settings.data_dir)]
+    argv = [sys.executable, "-m", "jobs.lake", "supervise", "--data-dir", str(settings.data_dir)]
     try:
         pid = already or procs.start(settings, procs.ProcessSpec(NAME, argv, (), settings.data_dir.parent))
-        procs.wait_healthy(settings, NAME, pid, lambda: writer.fresh_status(settings) is not None, timeout=timeout)
+        procs.wait_healthy(settings, NAME, pid, lambda: fresh_status(settings) is not None, timeout=timeout)
     except InfraError as exc:
         console.print(f"[bold red]error[/] {exc}")
         raise typer.Exit(1) from exc
@@ -54,12 +85,13 @@ def stop() -> None:
 
 @app.command()
 def status() -> None:
-    """The writer's PID and its last micro-batch; exit 1 if it is not running."""
+    """The writer's PID and its last micro-batch (or the error that stopped it); exit 1 if it is not running."""
     settings = get_settings()
     pid = procs.running_pid(settings, NAME)
-    fresh = writer.fresh_status(settings)
+    fresh = fresh_status(settings)
     console.print(f"lake writer pid {pid or '-'}: {'running' if fresh else 'not running'}")
-    if fresh:
-        console.print(json.dumps(fresh, indent=2))
+    last = fresh or read_status(status_path(settings))
+    if last:  # also when not running: its last word holds the error that stopped it or the restart under way
+        console.print(json.dumps(last, indent=2))
     if pid is None or fresh is None:
         raise typer.Exit(1)

@@ -32,6 +32,15 @@ class LakeSettings(BaseSettings):
     dedupe_window_minutes: float = Field(default=60.0, gt=0)
     driver_memory: str = "2g"
     register_in_trino: bool = True
+    # Default: <data dir>/lake/status.json. Tests running a writer of their own point it elsewhere.
+    status_file: Path | None = None
+    # `make lake` runs the writer under a supervisor (jobs/lake/supervisor.py) that starts it again after a failure,
+    # waiting restart_delay_seconds, doubling up to restart_max_delay_seconds. It gives up when the writer fails
+    # again after max_restarts restarts in a row; one that ran restart_healthy_after_seconds first starts a new count.
+    max_restarts: int = Field(default=5, ge=0)
+    restart_delay_seconds: float = Field(default=10.0, ge=0)
+    restart_max_delay_seconds: float = Field(default=300.0, ge=0)
+    restart_healthy_after_seconds: float = Field(default=600.0, gt=0)
 
     @property
     def trino_root(self) -> str:

@@ -13,13 +13,12 @@ trigger loop instead of one per table. Guarantees:
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter, FlaggedS
 from infra.settings import InfraSettings, get_settings
 from jobs.lake import catalog, sinks, transforms, views
 from jobs.lake.settings import LakeSettings
+from jobs.lake.status import Supervision, status_path, write_status
 from jobs.lake.tables import (
     BRONZE_AUDIT,
     BRONZE_DEADLETTER,
@@ -210,35 +210,50 @@ def start_query(spark: SparkSession, infra: InfraSettings, lake: LakeSettings) -
     )
 
 
-def status_path(infra: InfraSettings) -> Path:
-    return infra.data_dir / "lake" / "status.json"
-
-
-def _write_status(path: Path, query: StreamingQuery | None, error: str | None = None) -> None:
+def _write_status(path: Path, query: StreamingQuery | None, supervision: Supervision, error: str | None = None) -> None:
     progress: dict[str, Any] = (query.lastProgress or {}) if query is not None else {}
-    status = {
-        "updated_at": datetime.now(UTC).isoformat(),
-        "active": bool(query is not None and query.isActive),
-        "batch_id": progress.get("batchId"),
-        "input_rows": progress.get("numInputRows"),
-        "rows_per_second": progress.get("processedRowsPerSecond"),
-        "batch_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
-        "error": error,
-    }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(status, indent=2))
-    tmp.replace(path)
+    write_status(
+        path,
+        active=bool(query is not None and query.isActive),
+        batch_id=progress.get("batchId"),
+        input_rows=progress.get("numInputRows"),
+        rows_per_second=progress.get("processedRowsPerSecond"),
+        batch_ms=(progress.get("durationMs") or {}).get("triggerExecution"),
+        error=error,
+        restarts=supervision.restarts,
+        last_failure=supervision.last_failure,
+    )
 
 
-def run(infra: InfraSettings | None = None, lake: LakeSettings | None = None) -> None:
-    """Run the writer until SIGTERM/SIGINT; the status file says how it is doing."""
+def run(
+    infra: InfraSettings | None = None, lake: LakeSettings | None = None, supervision: Supervision | None = None
+) -> None:
+    """Run the writer until SIGTERM/SIGINT (or its supervisor is gone); the status file says how it is doing."""
     infra = infra or get_settings()
     lake = lake or LakeSettings()
-    path = status_path(infra)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    supervision = supervision or Supervision()
+    path = status_path(infra, lake)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
+    try:
+        _run_query(infra, lake, supervision, path, stopping)
+    except QueryStopped:
+        raise  # its status, with the query's last progress, is written
+    except Exception as exc:
+        # Before the query runs (a bucket missing, MinIO or Trino away): say why in the status file, where
+        # `make lake-status` and the supervisor look, not only in the log.
+        _write_status(path, None, supervision, _describe(exc))
+        raise
+
+
+class QueryStopped(RuntimeError):
+    """The streaming query ended while no stop was asked for (a micro-batch failed)."""
+
+
+def _run_query(
+    infra: InfraSettings, lake: LakeSettings, supervision: Supervision, path: Path, stopping: threading.Event
+) -> None:
     spark = build_spark("vigil-lake-writer", infra, driver_memory=lake.driver_memory)
     try:
         prepare_tables(spark, infra, lake)
@@ -247,22 +262,24 @@ def run(infra: InfraSettings | None = None, lake: LakeSettings | None = None) ->
         while not stopping.is_set():
             if not query.isActive:
                 failure = query.exception()
-                _write_status(path, query, str(failure) if failure else "query stopped")
-                raise RuntimeError(f"lake writer query stopped: {failure}")
-            _write_status(path, query)
+                _write_status(path, query, supervision, str(failure) if failure else "query stopped")
+                raise QueryStopped(f"lake writer query stopped: {failure}")
+            if supervision.orphaned():
+                # The supervisor was killed on its own: `make down` can no longer find this process by the
+                # recorded PID, so stop rather than run on unseen.
+                log.warning("the supervisor (pid %s) is gone: stopping", supervision.supervisor_pid)
+                break
+            _write_status(path, query, supervision)
             stopping.wait(2.0)
         log.info("stopping: the current batch finishes or is re-run at the next start")
         query.stop()
-        _write_status(path, None, "stopped")
+        _write_status(path, None, supervision, "stopped")
     finally:
         spark.stop()
 
 
-def fresh_status(infra: InfraSettings, max_age_s: float = 30.0) -> dict[str, Any] | None:
-    """The writer's status if it was written recently by a running query, else None."""
-    try:
-        status: dict[str, Any] = json.loads(status_path(infra).read_text())
-    except (OSError, ValueError):
-        return None
-    age = time.time() - datetime.fromisoformat(status["updated_at"]).timestamp()
-    return status if status.get("active") and age <= max_age_s else None
+def _describe(exc: Exception) -> str:
+    """One line naming a failure; for a JVM one, the Java exception rather than py4j's "error calling o65.sql"."""
+    java = getattr(exc, "java_exception", None)
+    text = str(java.toString()) if java is not None else f"{type(exc).__name__}: {exc}"
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
