@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -115,10 +115,38 @@ class Registry:
         if value is None:
             self.delete(sensor_id)
             return None
-        entry = self.put_document(json.loads(value))
-        if entry.sensor_id != sensor_id:
-            raise ValueError(f"record key {sensor_id} differs from the document's sensor_id {entry.sensor_id}")
-        return entry
+        description, extras = accept(json.loads(value))
+        if description.sensor_id != sensor_id:  # checked before storing: a refused record changes nothing
+            raise ValueError(f"record key {sensor_id} differs from the document's sensor_id {description.sensor_id}")
+        return self.put(description, extras)
+
+    def replay(self, records: Mapping[bytes, Sequence[bytes | None]]) -> list[tuple[bytes, Exception]]:
+        """Apply a topic's records, each key's in topic order, ending in the state applying them one by one gives.
+
+        A refused record changes nothing, so a key's state is set by its newest
+        description that applies, and by a tombstone after it (which marks the
+        sensor deleted, as `delete` does for a sensor that exists): each key's
+        records are tried newest first and the older ones skipped. A metadata
+        topic not compacted yet holds many descriptions per sensor (one per
+        gateway start), and canonicalising each JSON-LD document is the slow
+        part of a replay. Returns the records refused on the way.
+        """
+        refused: list[tuple[bytes, Exception]] = []
+        for key, values in records.items():
+            tombstoned = False
+            for value in reversed(values):
+                if value is None:
+                    tombstoned = True
+                    continue
+                try:
+                    self.apply_record(key, value)
+                except ValueError as exc:  # not a description (a test's probe, a bad key): DocumentError is one too
+                    refused.append((key, exc))
+                    continue
+                if tombstoned:
+                    self.apply_record(key, None)
+                break
+        return refused
 
     def entries(self) -> list[Entry]:
         """A snapshot of all entries in a stable order: site, machine id, sensor id."""

@@ -91,11 +91,15 @@ def create_app(settings: RestSettings, infra: InfraSettings) -> FastAPI:
     app.state.on_start, app.state.on_stop = [], []
     errors.install(app)
     app.include_router(ingest.router)
-    sensors.install(app, infra)
+    sensors.install(app, infra, settings)
 
-    @app.get("/health", summary="Liveness", include_in_schema=True)
+    @app.get(
+        "/health", summary="Liveness, and whether the registry has read the metadata topic", include_in_schema=True
+    )
     async def health() -> dict[str, Any]:
-        return {"status": "ok"}
+        catch_up: sensors.CatchUp = app.state.registry_catch_up
+        registry = "ready" if catch_up.ready.is_set() else "catching_up"
+        return {"status": "ok", "registry": registry}
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -31,44 +34,82 @@ JSONLD = "application/ld+json"
 router = APIRouter()
 
 
-def _tail(registry: Registry, bootstrap: str, stop: threading.Event, ready: threading.Event) -> None:
+@dataclass
+class CatchUp:
+    """The registry's start-up replay of the metadata topic: until `ready`, lookups answer 503, not a wrong 404."""
+
+    ready: threading.Event = field(default_factory=threading.Event)
+    records_at_start: int = 0  # in the topic when the broker started (before compaction removed any, at most)
+    records_read: int = 0
+
+
+def _tail(registry: Registry, bootstrap: str, stop: threading.Event, catch_up: CatchUp) -> None:
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": f"vigil-rest-registry-{uuid.uuid4()}", "enable.auto.commit": False}
     )
     try:
         partitions = consumer.list_topics(METADATA_TOPIC, timeout=10).topics[METADATA_TOPIC].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(METADATA_TOPIC, p), timeout=10)[1] for p in partitions}
+        marks = {p: consumer.get_watermark_offsets(TopicPartition(METADATA_TOPIC, p), timeout=10) for p in partitions}
+        ends = {p: high for p, (_, high) in marks.items()}
+        catch_up.records_at_start = sum(high - low for low, high in marks.values())
         consumer.assign([TopicPartition(METADATA_TOPIC, p, OFFSET_BEGINNING) for p in partitions])
         caught_up: set[int] = {p for p, end in ends.items() if end == 0}
+        # Until every partition reached its end at start, records are only collected per key: the registry then
+        # applies the last one that applies of each (Registry.replay), the same state as applying them all.
+        pending: dict[bytes, list[bytes | None]] = defaultdict(list)
+        began = time.monotonic()
         while not stop.is_set():
+            if not catch_up.ready.is_set() and len(caught_up) == len(ends):
+                for key, exc in registry.replay(pending):
+                    log.warning("skipped a %s record of key %r: %s", METADATA_TOPIC, key, exc)
+                log.info(
+                    "registry caught up with %s: %d sensors from %d records in %.1f s",
+                    METADATA_TOPIC,
+                    len(registry),
+                    catch_up.records_read,
+                    time.monotonic() - began,
+                )
+                pending.clear()
+                catch_up.ready.set()
             message = consumer.poll(0.5)
-            if len(caught_up) == len(ends):
-                ready.set()
             if message is None or message.error() is not None:
+                continue
+            partition, offset = message.partition() or 0, message.offset() or 0
+            if not catch_up.ready.is_set():
+                pending[message.key() or b""].append(message.value())
+                catch_up.records_read += 1
+                if offset + 1 >= ends.get(partition, 0):
+                    caught_up.add(partition)
                 continue
             try:
                 registry.apply_record(message.key() or b"", message.value())
-            except (ValueError, DocumentError) as exc:  # not a description (e.g. a test's probe): skip, say so
-                log.warning("skipped %s[%d]@%d: %s", METADATA_TOPIC, message.partition(), message.offset(), exc)
-            if (message.offset() or 0) + 1 >= ends.get(message.partition() or 0, 0):
-                caught_up.add(message.partition() or 0)
+            except ValueError as exc:  # not a description (e.g. a test's probe): skip, say so
+                log.warning("skipped %s[%d]@%d: %s", METADATA_TOPIC, partition, offset, exc)
     finally:
         consumer.close()
 
 
-def install(app: FastAPI, infra: InfraSettings) -> None:
+def install(app: FastAPI, infra: InfraSettings, settings: RestSettings) -> None:
     registry = Registry()
-    app.state.registry = registry
-    stop, ready = threading.Event(), threading.Event()
+    catch_up = CatchUp()
+    app.state.registry, app.state.registry_catch_up = registry, catch_up
+    stop = threading.Event()
 
     async def start(app: FastAPI) -> None:
         thread = threading.Thread(
-            target=_tail, args=(registry, infra.kafka_bootstrap, stop, ready), name="registry-tail", daemon=True
+            target=_tail, args=(registry, infra.kafka_bootstrap, stop, catch_up), name="registry-tail", daemon=True
         )
         thread.start()
-        # Serve lookups only once the registry holds what the topic held at start.
-        if not await asyncio.to_thread(ready.wait, 60):
-            log.warning("the registry had not caught up with %s after 60 s; serving what it has", METADATA_TOPIC)
+        # Report ready once the registry holds what the topic held at start, or after a bounded wait: ingest
+        # does not need the registry, and its lookups answer 503 until it is ready (`_registry`).
+        if not await asyncio.to_thread(catch_up.ready.wait, settings.registry_wait_s):
+            log.warning(
+                "the registry has read %d of %d records of %s after %.0f s; its lookups answer 503 until it is done",
+                catch_up.records_read,
+                catch_up.records_at_start,
+                METADATA_TOPIC,
+                settings.registry_wait_s,
+            )
 
     async def stop_tail(app: FastAPI) -> None:
         stop.set()
@@ -76,6 +117,21 @@ def install(app: FastAPI, infra: InfraSettings) -> None:
     app.state.on_start.append(start)
     app.state.on_stop.append(stop_tail)
     app.include_router(router)
+
+
+def _registry(request: Request) -> Registry:
+    """The registry, once it holds what the metadata topic held at start: a lookup before would miss sensors."""
+    catch_up: CatchUp = request.app.state.registry_catch_up
+    if not catch_up.ready.is_set():
+        raise ApiError(
+            503,
+            "registry_catching_up",
+            f"the registry is still reading {METADATA_TOPIC} ({catch_up.records_read} of about "
+            f"{catch_up.records_at_start} records); retry shortly",
+            headers={"Retry-After": "5"},
+        )
+    registry: Registry = request.app.state.registry
+    return registry
 
 
 def _uuid(text: str) -> uuid.UUID:
@@ -118,7 +174,7 @@ async def put_sensor(
 
 @router.get("/sensors/{sensor_id}", summary="A sensor's current metadata, compacted to the Vigil context")
 async def get_sensor(sensor_id: str, request: Request, grant: GrantDep) -> JSONResponse:
-    registry: Registry = request.app.state.registry
+    registry = _registry(request)
     wanted = _uuid(sensor_id)
     entry = registry.get(wanted)
     if entry is None:
@@ -137,7 +193,7 @@ async def search_sensors(
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
 ) -> dict[str, Any]:
     settings: RestSettings = request.app.state.settings
-    registry: Registry = request.app.state.registry
+    registry = _registry(request)
     found = registry.search(q, limit or settings.search_limit)
     return {
         "query": q,
@@ -149,7 +205,7 @@ async def search_sensors(
 
 
 async def _sparql(request: Request, text: str) -> dict[str, Any]:
-    registry: Registry = request.app.state.registry
+    registry = _registry(request)
     try:
         variables, rows = await asyncio.to_thread(query, registry, text)
     except SparqlError as exc:

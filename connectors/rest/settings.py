@@ -39,3 +39,6 @@ class RestSettings(BaseSettings):
     claim_ttl_days: int = Field(default=7, ge=1, description="a claim expires (and its object is deleted) after")
     sweep_interval_s: float = Field(default=300.0, gt=0, description="how often expired claims are deleted")
     search_limit: int = Field(default=50, ge=1, description="GET /sensors returns at most this many")
+    registry_wait_s: float = Field(
+        default=60.0, ge=0, description="at start, wait this long for the registry to read the metadata topic"
+    )

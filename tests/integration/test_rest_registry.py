@@ -48,6 +48,14 @@ def test_put_then_get_keeps_extensions_and_languages(platform: InfraSettings, br
     assert SensorDescription.model_validate_json(published[0].value() or b"").sensor_id == uuid.UUID(doc["sensor_id"])
 
 
+def test_health_says_the_registry_has_read_the_metadata_topic(broker: Broker) -> None:
+    # The fixture's broker start waits for the registry (VIGIL_REST_REGISTRY_WAIT_S), and this topic is small.
+    with broker.client(None) as client:
+        health = client.get("/health")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "registry": "ready"}
+
+
 def test_put_refusals(broker: Broker, registrar: str, gateway: tuple[str, str]) -> None:
     doc = _sensor("press-x", "plant-rest", "x")
     with broker.client(registrar) as client:

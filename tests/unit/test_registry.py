@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import socket
@@ -338,3 +339,44 @@ def test_sparql_refuses_what_it_does_not_answer(sparql: str, message: str) -> No
     registry.put_document(EXAMPLE)
     with pytest.raises(SparqlError, match=message.replace("(", r"\(").replace(")", r"\)")):
         query(registry, sparql)
+
+
+def test_replay_ends_in_the_state_of_applying_every_record_in_order() -> None:
+    def described(**change: Any) -> bytes:
+        return accept({**EXAMPLE, **change})[0].to_wire()
+
+    a, b, c, d, e, f, g, h = (uuid.uuid4() for _ in range(8))
+    records: dict[bytes, list[bytes | None]] = {
+        str(a).encode(): [described(sensor_id=str(a)), described(sensor_id=str(a), unit="K"), b"{not json"],
+        str(b).encode(): [described(sensor_id=str(b)), None],  # deleted
+        str(c).encode(): [None, described(sensor_id=str(c), unit="K")],  # deleted, then registered again
+        str(d).encode(): [b'{"@context": "https://example.org/other"}'],  # nothing that applies
+        str(e).encode(): [described(sensor_id=str(f))],  # another sensor's document under this key
+        b"not-a-uuid": [described(sensor_id=str(a))],
+        str(g).encode(): [described(sensor_id=str(g)), None, None, b"{}"],  # deleted twice, then a bad record
+        str(h).encode(): [None, None],  # deleted but never registered: unknown, not retired
+    }
+    one_by_one = Registry()
+    for key, values in records.items():
+        for value in values:
+            with contextlib.suppress(ValueError):
+                one_by_one.apply_record(key, value)
+
+    replayed = Registry()
+    refused = replayed.replay(records)
+
+    def state(registry: Registry) -> tuple[list[dict[str, Any]], list[bool]]:
+        return [x.document() for x in registry.entries()], [registry.is_deleted(s) for s in (a, b, c, d, e, f, g, h)]
+
+    assert state(replayed) == state(one_by_one)
+    assert replayed.get(a) is not None
+    assert replayed.get(a).description.unit == "K"  # type: ignore[union-attr]
+    assert replayed.is_deleted(b)
+    assert replayed.get(c) is not None
+    assert replayed.get(f) is None  # a record whose key and document disagree changes nothing
+    assert replayed.is_deleted(g)
+    assert not replayed.is_deleted(h)
+    # Refused: a's and g's broken newest records (their older ones apply), d's, e's and the bad key's.
+    assert sorted(key for key, _ in refused) == sorted(
+        [str(a).encode(), str(d).encode(), str(e).encode(), b"not-a-uuid", str(g).encode()]
+    )

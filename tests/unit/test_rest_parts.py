@@ -1,21 +1,28 @@
-"""The REST broker's pure parts: rate limit, token store, certificate, error paths, hashing."""
+"""The REST broker's pure parts: rate limit, token store, certificate, error paths, hashing, registry readiness."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
 import stat
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
+from fastapi import FastAPI
 
+from connectors.rest import errors, sensors
 from connectors.rest.claims import digest
 from connectors.rest.errors import loc_path
+from connectors.rest.ingest import grant_of
 from connectors.rest.ratelimit import RateLimiter
+from connectors.rest.settings import RestSettings
 from connectors.rest.tls import ensure_self_signed
-from connectors.rest.tokens import Role, TokenError, TokenStore
+from connectors.rest.tokens import Grant, Role, TokenError, TokenStore
+from infra.settings import InfraSettings
 
 pytestmark = pytest.mark.unit
 
@@ -94,3 +101,28 @@ def test_digest_reads_in_chunks_and_rewinds() -> None:
     sha, md5, size = digest(stream)
     assert (sha, md5, size) == (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), len(data))
     assert stream.tell() == 0
+
+
+def test_registry_lookups_answer_503_until_the_registry_has_read_the_metadata_topic() -> None:
+    # The sensor routes on their own, without the broker's lifespan: nothing starts reading the topic.
+    app = FastAPI()
+    app.state.on_start, app.state.on_stop, app.state.settings = [], [], RestSettings()
+    errors.install(app)
+    sensors.install(app, InfraSettings(), app.state.settings)
+    app.dependency_overrides[grant_of] = lambda: Grant("t1", "reader", Role.APP, (), (), "2026-11-30T00:00:00Z")
+    sensor = "6f1c2a0e-4b7d-4e8a-9c51-2f3d8e9a0b11"
+
+    async def get(path: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://broker") as client:
+            return await client.get(path)
+
+    for path in (f"/sensors/{sensor}", "/sensors?q=press", "/sparql?query=ASK%20%7B%7D"):
+        response = asyncio.run(get(path))
+        assert response.status_code == 503, path
+        assert response.headers["retry-after"] == "5"
+        assert response.json()["error"] == "registry_catching_up"
+        assert "edge.metadata.v1" in response.json()["detail"]
+    app.state.registry_catch_up.ready.set()
+    response = asyncio.run(get(f"/sensors/{sensor}"))
+    assert response.status_code == 404  # now an honest "unknown", not a guess from half the topic
+    assert response.json()["error"] == "unknown_sensor"
