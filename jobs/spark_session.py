@@ -28,6 +28,9 @@ def _jar_conf(settings: InfraSettings, master: str) -> dict[str, str]:
     return {"spark.jars": ",".join(str(p) for p in jars)}
 
 
+SNAPSHOT_PARTITIONS = 2  # the cores of this machine's local[2]
+
+
 def spark_conf(
     settings: InfraSettings,
     *,
@@ -51,9 +54,11 @@ def spark_conf(
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         # The default 200 partitions means 200 tiny tasks and files for our small local batches.
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
-        # Delta rebuilds a table's state from its log with 50 tasks by default; with 4, the first
-        # write and the first read of a small table take about half as long here (measured).
-        "spark.databricks.delta.snapshotPartitions": str(shuffle_partitions),
+        # Delta rebuilds a table's state from its log with 50 tasks by default, and the lake writer's
+        # idempotent appends (txnAppId) rebuild it at every write. One task per core: measured here, an
+        # append of 300 rows took 1.6 s with 4 tasks and 1.1 s with 1, and `make bench-lake`'s freshness p50
+        # went from 42-49 s (4 tasks, 3 runs) to 31-32 s (1 and 2 tasks, 3 runs) under the same load.
+        "spark.databricks.delta.snapshotPartitions": str(SNAPSHOT_PARTITIONS),
         "spark.sql.session.timeZone": "UTC",
         # Otherwise a `spark-warehouse` folder appears in whatever directory the job runs from.
         "spark.sql.warehouse.dir": str(settings.data_dir / "spark-warehouse"),
