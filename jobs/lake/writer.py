@@ -107,26 +107,15 @@ def write_batch(spark: SparkSession, lake: LakeSettings, app_id: str, batch: Dat
             cached.append(rows)
             return rows, rows.where(F.col("r").isNull()).limit(1).count() > 0
 
-        if by_topic.get(PACKAGES):
-            t = time.monotonic()
-            sinks.append(transforms.bronze_packages(topic(PACKAGES)), BRONZE_PACKAGES, lake.root, app_id, batch_id)
-            timed("bronze.packages", t)
-        if by_topic.get(METADATA):
-            t = time.monotonic()
-            metadata = topic(METADATA)
-            rows = transforms.sensors(metadata)
-            sinks.upsert_latest(spark, rows, SILVER_SENSORS, lake.root, key="sensor_id", newer="updated_at")
-            retired = transforms.retirements(metadata)
-            if not retired.isEmpty():  # tombstones are rare: most batches skip the merge (and its commit)
-                sinks.retire(spark, retired, SILVER_SENSORS, lake.root)
-            timed("silver.sensors", t)
         # Undecodable Avro records of any topic join the dead letters: one append per table and batch.
         quarantine: list[DataFrame] = []
+        # What analysts and apps query first: each table write of a batch takes seconds here, and a table's rows
+        # become visible when its own write commits, so clean readings and alerts go before the raw archives.
         avro_topics: tuple[tuple[str, transforms.AvroModel], ...] = (
-            (ALERTS, Alert),
-            (AUDIT, AuditEvent),
             (CLEAN_READINGS, CleanReadingBatch),
+            (ALERTS, Alert),
             (FLAGGED, FlaggedSamples),
+            (AUDIT, AuditEvent),
             (DEAD_LETTER, DeadLetter),
         )
         for name, model in avro_topics:
@@ -150,6 +139,19 @@ def write_batch(spark: SparkSession, lake: LakeSettings, app_id: str, batch: Dat
                 timed("bronze.flagged_samples", t)
             else:
                 quarantine.append(transforms.deadletters(rows))
+        if by_topic.get(PACKAGES):
+            t = time.monotonic()
+            sinks.append(transforms.bronze_packages(topic(PACKAGES)), BRONZE_PACKAGES, lake.root, app_id, batch_id)
+            timed("bronze.packages", t)
+        if by_topic.get(METADATA):
+            t = time.monotonic()
+            metadata = topic(METADATA)
+            rows = transforms.sensors(metadata)
+            sinks.upsert_latest(spark, rows, SILVER_SENSORS, lake.root, key="sensor_id", newer="updated_at")
+            retired = transforms.retirements(metadata)
+            if not retired.isEmpty():  # tombstones are rare: most batches skip the merge (and its commit)
+                sinks.retire(spark, retired, SILVER_SENSORS, lake.root)
+            timed("silver.sensors", t)
         if quarantine:
             t = time.monotonic()
             sinks.append(reduce(DataFrame.unionByName, quarantine), BRONZE_DEADLETTER, lake.root, app_id, batch_id)
