@@ -70,13 +70,13 @@ test-lifecycle: up ## `make up` twice keeps one of each; `make down` leaves none
 	$(PYTEST) -m integration tests/lifecycle
 
 .PHONY: lake lake-stop lake-status
-lake: up ## Start the streaming lake writer in the background (Kafka -> Delta bronze/silver; trigger VIGIL_LAKE_TRIGGER_SECONDS)
+lake: up ## Start the streaming lake writer in the background, restarted after a failure (Kafka -> Delta bronze/silver; docs/lake.md)
 	$(PY) -m jobs.lake start
 
 lake-stop: $(STAMP) ## Stop the lake writer (`make down` stops it too)
 	$(PY) -m jobs.lake stop
 
-lake-status: $(STAMP) ## The lake writer's PID and last micro-batch
+lake-status: $(STAMP) ## The lake writer's PID and last micro-batch, or the failure that stopped it and the restart ahead
 	$(PY) -m jobs.lake status
 
 .PHONY: nightly nightly-schedule nightly-unschedule nightly-status sql
