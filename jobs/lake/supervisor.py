@@ -24,6 +24,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -63,17 +64,19 @@ class LateFailure(WriterExit):
 def supervise(command: WriterCommand, lake: LakeSettings, status: Path, stopping: threading.Event) -> int:
     """Run the writer until `stopping` is set or it stopped by itself (0), or it failed too often in a row (1)."""
     supervision = Supervision(supervisor_pid=os.getpid())
+    runs = 0
 
     def run_writer() -> None:
-        nonlocal supervision
+        nonlocal supervision, runs
         if stopping.is_set():
             return
+        supervision, runs = replace(supervision, restarts=runs), runs + 1
         started = time.time()
         code = _run_until_exit(command(supervision), stopping)
         if stopping.is_set() or code == 0:  # a stop request, ours or one sent to the writer itself
             return
         reason = _failure_reason(code, status, started)
-        supervision = Supervision(supervision.restarts + 1, reason, supervision.supervisor_pid)
+        supervision = replace(supervision, last_failure=reason)
         failure = LateFailure if time.time() - started >= lake.restart_healthy_after_seconds else QuickFailure
         raise failure(reason)
 
@@ -82,7 +85,7 @@ def supervise(command: WriterCommand, lake: LakeSettings, status: Path, stopping
 
     def announce(state: RetryCallState) -> None:
         delay = state.next_action.sleep if state.next_action else 0.0
-        _report(status, supervision, f"restart {supervision.restarts} in {delay:.0f} s", delay)
+        _report(status, supervision, f"restart {supervision.restarts + 1} in {delay:.0f} s", delay)
 
     while not stopping.is_set():
         retrying = Retrying(
@@ -105,7 +108,7 @@ def supervise(command: WriterCommand, lake: LakeSettings, status: Path, stopping
             tries = lake.max_restarts + 1
             message = f"gave up after {tries} failures in a row, the last: {failure.reason}; start it with `make lake`"
             log.error("the lake writer %s", message)
-            write_status(status, active=False, error=message, restarts=supervision.restarts - 1, last_failure=None)
+            write_status(status, active=False, error=message, restarts=supervision.restarts, last_failure=None)
             return 1
         return 0
     return 0
@@ -140,7 +143,7 @@ def _report(status: Path, supervision: Supervision, what: str, delay: float) -> 
         status,
         active=False,
         error=f"{supervision.last_failure}; {what}",
-        restarts=supervision.restarts - 1,  # counts the restarts that happened; this one is still ahead
+        restarts=supervision.restarts,
         last_failure=supervision.last_failure,
         restart_in_s=round(delay, 1),
     )
