@@ -59,6 +59,10 @@ def spark_conf(
         # append of 300 rows took 1.6 s with 4 tasks and 1.1 s with 1, and `make bench-lake`'s freshness p50
         # went from 42-49 s (4 tasks, 3 runs) to 31-32 s (1 and 2 tasks, 3 runs) under the same load.
         "spark.databricks.delta.snapshotPartitions": str(SNAPSHOT_PARTITIONS),
+        # Delta 4.4 ignores the retention given to VACUUM (other than 0 h) unless told not to, and keeps
+        # unreferenced files for the table property `delta.deletedFileRetentionDuration` instead: the
+        # nightly job's VIGIL_NIGHTLY_VACUUM_RETAIN_HOURS would otherwise do nothing.
+        "spark.databricks.delta.vacuum.retentionWindowIgnore.enabled": "false",
         "spark.sql.session.timeZone": "UTC",
         # Otherwise a `spark-warehouse` folder appears in whatever directory the job runs from.
         "spark.sql.warehouse.dir": str(settings.data_dir / "spark-warehouse"),

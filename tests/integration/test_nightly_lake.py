@@ -129,6 +129,10 @@ def test_maintenance_compacts_the_day_and_deletes_rows_past_retention(
         return sum(f"received_date={day.isoformat()}" in f for f in spark.read.format("delta").load(path).inputFiles())
 
     assert files_of(DAY) == 3
+    # A table that would let VACUUM delete unreferenced files at once: the retention passed in must win.
+    spark.sql(
+        f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.deletedFileRetentionDuration' = 'interval 0 hours')"
+    )
 
     done = maintain(spark, root, DAY, {table.qualified: 30}, vacuum_retain_hours=168)
 
@@ -142,3 +146,8 @@ def test_maintenance_compacts_the_day_and_deletes_rows_past_retention(
     rows = spark.read.format("delta").load(path)
     assert rows.where(f"received_date = '{DAY}'").count() == 12  # compaction keeps every row
     assert rows.where(f"received_date = '{old.date()}'").count() == 0  # retention deletes the old day
+    # VACUUM kept the files compaction and retention unreferenced minutes ago (168 h have not passed):
+    # 3 small files of the day + their compacted file, and the old day's file.
+    prefix = path.removeprefix(f"s3a://{BUCKET}/")
+    stored = [o.object_name for o in minio.client(platform).list_objects(BUCKET, prefix=f"{prefix}/", recursive=True)]
+    assert sum(name.endswith(".parquet") and f"received_date={DAY.isoformat()}" in name for name in stored) == 4
