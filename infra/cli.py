@@ -6,6 +6,7 @@ import functools
 import importlib
 import shutil
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import Annotated
 
@@ -17,12 +18,16 @@ from connectors.rest.settings import RestSettings
 from connectors.rest.tls import ensure_self_signed
 from infra import procs
 from infra.errors import InfraError
-from infra.settings import get_settings
+from infra.settings import InfraSettings, get_settings
+from jobs.lake import status as lake_status
 
 # Start order matters: Trino's catalog lives in MinIO.
 SERVICES: dict[str, ModuleType] = {n: importlib.import_module(f"infra.{n}") for n in ("kafka", "minio", "trino")}
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
 console = Console(soft_wrap=True)
+
+# Apps whose process can be alive without doing its work: what they are doing instead, for `status`.
+_APP_DETAIL: dict[str, Callable[[InfraSettings], str | None]] = {"lake": lake_status.summary}
 
 ServiceNames = Annotated[list[str] | None, typer.Argument(help="services (default: all)")]
 
@@ -118,7 +123,11 @@ def status() -> None:
     # Apps started by other targets: alive or not (their own `status` commands say more).
     for app_name in sorted(procs.recorded(settings) - SERVICES.keys()):
         pid = procs.running_pid(settings, app_name)
-        state = "[green]running[/]" if pid else "[red]exited[/] (PID file left: see its log)"
+        detail = _APP_DETAIL[app_name](settings) if pid and app_name in _APP_DETAIL else None
+        if detail:
+            state = f"[yellow]{detail}[/]"
+        else:
+            state = "[green]running[/]" if pid else "[red]exited[/] (PID file left: see its log)"
         table.add_row(app_name, str(pid or "-"), "-", state, str(procs.log_file(settings, app_name)))
     console.print(table)
     if not healthy_all:

@@ -61,3 +61,18 @@ class Supervision:
 
     def orphaned(self) -> bool:
         return self.supervisor_pid is not None and os.getppid() != self.supervisor_pid
+
+
+def summary(infra: InfraSettings) -> str | None:
+    """What a live writer process is doing when it is not plainly running a query, in a few words; else None.
+
+    `make status` shows it: a supervisor in its back-off between two writers is alive but writes nothing.
+    """
+    if fresh_status(infra) is not None:
+        return None
+    status = read_status(status_path(infra))
+    if status is None or status.get("active"):
+        return "starting or stalled (no recent progress; see `make lake-status`)"
+    if "restart_in_s" in status:
+        return "waiting to restart after a failure (see `make lake-status`)"
+    return "not writing (see `make lake-status`)"

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.settings import InfraSettings
 from jobs.lake.settings import LakeSettings
-from jobs.lake.status import Supervision, read_status
+from jobs.lake.status import Supervision, read_status, summary, write_status
 from jobs.lake.supervisor import supervise
 
 pytestmark = pytest.mark.unit
@@ -120,3 +121,25 @@ def test_a_stop_request_cuts_a_back_off_short(tmp_path: Path) -> None:
     assert status is not None
     assert status["error"] == "exit code 3; restart 1 in 60 s"
     assert status["restart_in_s"] == 60
+
+
+def test_status_summary_tells_a_back_off_from_a_running_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make status` lists the supervisor's PID as alive during a back-off: the summary says what it is doing."""
+    plan = Plan(tmp_path, [(0, 3, None), (0, 0, None)])
+    monkeypatch.setenv("VIGIL_LAKE_STATUS_FILE", str(plan.status))
+    infra = InfraSettings()
+    assert summary(infra) == "starting or stalled (no recent progress; see `make lake-status`)"  # no file yet
+    stopping = threading.Event()
+    lake = _lake(restart_delay_seconds=60, restart_max_delay_seconds=60)
+    supervisor = threading.Thread(target=supervise, args=(plan.command, lake, plan.status, stopping))
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 10
+        while (read_status(plan.status) or {}).get("restart_in_s") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert summary(infra) == "waiting to restart after a failure (see `make lake-status`)"
+    finally:
+        stopping.set()
+        supervisor.join()
+    write_status(plan.status, active=True, batch_id=7)  # what a writer running its query writes
+    assert summary(infra) is None
