@@ -24,12 +24,12 @@ from tests.integration.test_streams_pipeline import (
     TIMEOUT_S,
     _clean_of,
     _collect,
-    _ends,
     _package,
     _producer,
     _read,
     _sensor,
 )
+from tests.kafka_keyed import ends
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ def _gauge(worker: Worker, name: str, **labels: str) -> float:
 def test_a_limit_sized_dead_letter_and_a_long_parked_backlog_lose_nothing(
     platform: InfraSettings, tmp_path: Path
 ) -> None:
-    since = {topic: _ends(platform, topic) for topic in ("readings.clean.v1", "edge.deadletter.v1")}
+    since = {topic: ends(platform.kafka_bootstrap, topic) for topic in ("readings.clean.v1", "edge.deadletter.v1")}
     inputs = end_offsets(platform)
     late = uuid.uuid4()
     producer = Producer(
@@ -124,7 +124,10 @@ def test_a_limit_sized_dead_letter_and_a_long_parked_backlog_lose_nothing(
 
 
 def test_a_metadata_tombstone_retires_the_sensor_and_is_no_dead_letter(platform: InfraSettings, tmp_path: Path) -> None:
-    since = {topic: _ends(platform, topic) for topic in ("readings.clean.v1", "edge.deadletter.v1", "edge.parked.v1")}
+    since = {
+        topic: ends(platform.kafka_bootstrap, topic)
+        for topic in ("readings.clean.v1", "edge.deadletter.v1", "edge.parked.v1")
+    }
     inputs = end_offsets(platform)
     sensor = uuid.uuid4()
     key = str(sensor).encode()
@@ -148,7 +151,7 @@ def test_a_metadata_tombstone_retires_the_sensor_and_is_no_dead_letter(platform:
         producer.produce("edge.packages.v1", key=key, value=after.to_wire())
         assert producer.flush(30) == 0
         parked = _read(platform, "edge.parked.v1", since["edge.parked.v1"], lambda v: key in v, lambda f: bool(f))
-        until = _ends(platform, "edge.deadletter.v1")
+        until = ends(platform.kafka_bootstrap, "edge.deadletter.v1")
         total = sum(until[p] - since["edge.deadletter.v1"][p] for p in until)
         dead = _collect(platform, "edge.deadletter.v1", since, DeadLetter, lambda got: len(got) >= total)
 

@@ -34,6 +34,7 @@ from contracts import avro as avro_codec
 from contracts.package import Samples
 from infra.settings import InfraSettings
 from infra.streams_worker import end_offsets, stream_worker
+from tests.kafka_keyed import ends
 
 pytestmark = pytest.mark.integration
 TIMEOUT_S = 180
@@ -169,18 +170,9 @@ def _grow(found: list[M], raw: list[bytes], model: type[M], done: Callable[[list
     return done(found)
 
 
-def _ends(settings: InfraSettings, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "it-offsets", "log_level": 4})
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-    finally:
-        consumer.close()
-
-
 def test_crafted_mix_is_accounted_for_exactly_once(platform: InfraSettings, tmp_path: Path) -> None:
     outputs = ("readings.clean.v1", "readings.flagged.v1", "edge.deadletter.v1", "edge.parked.v1", "alerts.v1")
-    since = {topic: _ends(platform, topic) for topic in outputs}
+    since = {topic: ends(platform.kafka_bootstrap, topic) for topic in outputs}
     inputs = end_offsets(platform)  # the worker starts here: our messages, not earlier runs' backlog
     known, late, hot = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     gw_ntp, gw_skewed = f"it-ntp-{uuid.uuid4().hex[:6]}", f"it-skew-{uuid.uuid4().hex[:6]}"

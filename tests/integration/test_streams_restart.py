@@ -14,7 +14,8 @@ import pytest
 from contracts import CleanReadingBatch, DeadLetter
 from infra.settings import InfraSettings
 from infra.streams_worker import Worker, end_offsets, stream_worker
-from tests.integration.test_streams_pipeline import _clean_of, _collect, _ends, _package, _producer, _sensor
+from tests.integration.test_streams_pipeline import _clean_of, _collect, _package, _producer, _sensor
+from tests.kafka_keyed import ends
 
 pytestmark = pytest.mark.integration
 PACKAGES = 400
@@ -23,7 +24,7 @@ RESENT = len(range(EVERY, PACKAGES, EVERY))
 
 
 def test_kill_9_mid_stream_loses_nothing(platform: InfraSettings, tmp_path: Path) -> None:
-    since = {t: _ends(platform, t) for t in ("readings.clean.v1", "edge.deadletter.v1")}
+    since = {t: ends(platform.kafka_bootstrap, t) for t in ("readings.clean.v1", "edge.deadletter.v1")}
     inputs = end_offsets(platform)  # the worker starts here, so it reads our metadata and not older backlog
     sensors = [uuid.uuid4() for _ in range(6)]
     gateway = f"it-restart-{uuid.uuid4().hex[:6]}"

@@ -21,11 +21,11 @@ from tests.integration.test_streams_pipeline import (
     TIMEOUT_S,
     _clean_of,
     _collect,
-    _ends,
     _package,
     _producer,
     _sensor,
 )
+from tests.kafka_keyed import ends
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 6
@@ -55,7 +55,7 @@ def _split_between_two(platform: InfraSettings, group: str) -> bool:
 def test_two_workers_process_everything_and_open_one_clock_skew_episode(
     platform: InfraSettings, tmp_path: Path
 ) -> None:
-    since = {t: _ends(platform, t) for t in ("readings.clean.v1", "alerts.v1")}
+    since = {t: ends(platform.kafka_bootstrap, t) for t in ("readings.clean.v1", "alerts.v1")}
     inputs = end_offsets(platform)
     sensors = _sensors_on_every_partition()
     gateway = f"it-two-{uuid.uuid4().hex[:6]}"
@@ -85,7 +85,7 @@ def test_two_workers_process_everything_and_open_one_clock_skew_episode(
         assert producer.flush(30) == 0
         clean = _clean_of(platform, since, ours)
         time.sleep(SETTLE_S)
-        until = _ends(platform, "alerts.v1")
+        until = ends(platform.kafka_bootstrap, "alerts.v1")
         total = sum(until[p] - since["alerts.v1"][p] for p in until)
         alerts = _collect(platform, "alerts.v1", since, Alert, lambda got: len(got) >= total)
         handled = [_packages_in(w) for w in (first, second)]
