@@ -61,9 +61,8 @@ def bucket(platform: InfraSettings) -> Iterator[str]:
         client.remove_bucket(name)
 
 
-def test_supervisor_restarts_a_failed_writer_until_it_runs(
-    platform: InfraSettings, bucket: str, tmp_path: Path
-) -> None:
+def _supervise(platform: InfraSettings, bucket: str, tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """`python -m jobs.lake supervise` writing to `bucket`, in a process group of its own, and its status file."""
     status = tmp_path / "status.json"
     env = {
         **os.environ,
@@ -82,6 +81,26 @@ def test_supervisor_restarts_a_failed_writer_until_it_runs(
         proc = subprocess.Popen(
             argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+    return proc, status
+
+
+def _assert_stopped_cleanly(proc: subprocess.Popen[bytes], status: Path) -> None:
+    """The supervisor exits 0, nothing of its group (writer, JVM) is left, and the writer's last word is "stopped"."""
+    assert proc.wait(120) == 0
+    deadline = time.monotonic() + 60
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _group_alive(proc.pid), "the writer outlived its supervisor"
+    final = read_status(status)
+    assert final is not None
+    assert final["active"] is False
+    assert final["error"] == "stopped"
+
+
+def test_supervisor_restarts_a_failed_writer_until_it_runs(
+    platform: InfraSettings, bucket: str, tmp_path: Path
+) -> None:
+    proc, status = _supervise(platform, bucket, tmp_path)
     try:
         failed = _wait_for(status, proc, "a failure and a restart ahead", lambda s: "restart" in (s.get("error") or ""))
         assert "NoSuchBucket" in failed["error"] or "UnknownStoreException" in failed["error"], failed
@@ -99,15 +118,24 @@ def test_supervisor_restarts_a_failed_writer_until_it_runs(
 
         # A stop sent to the supervisor alone (not its process group) still stops the writer and its JVM.
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(120) == 0
-        deadline = time.monotonic() + 60
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not _group_alive(proc.pid), "the writer outlived its supervisor"
-        final = read_status(status)
-        assert final is not None
-        assert final["active"] is False
-        assert final["error"] == "stopped"
+        _assert_stopped_cleanly(proc, status)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_a_stop_sent_to_the_whole_group_stops_the_writer_cleanly(
+    platform: InfraSettings, bucket: str, tmp_path: Path
+) -> None:
+    """What `make down` and `make lake-stop` do: SIGTERM to the group. The JVM must not die under the writer
+    (it ignores SIGTERM and follows its Python process), so the writer stops its query and says "stopped"."""
+    minio.client(platform).make_bucket(bucket)
+    proc, status = _supervise(platform, bucket, tmp_path)
+    try:
+        _wait_for(status, proc, "a running query", lambda s: s.get("active") is True and s.get("batch_id") is not None)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _assert_stopped_cleanly(proc, status)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
