@@ -20,6 +20,7 @@ from connectors.gateway.producer import producer_config
 from connectors.gateway.settings import GatewaySettings
 from contracts import CleanReadingBatch
 from contracts import avro as avro_codec
+from infra.topics import high_watermarks
 
 Offsets = dict[int, int]
 
@@ -39,8 +40,7 @@ def ends(bootstrap: str, topic: str) -> Offsets:
     """High watermarks per partition: where the next message of `topic` will land."""
     consumer = _consumer(bootstrap)
     try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        return high_watermarks(consumer, topic)
     finally:
         consumer.close()
 

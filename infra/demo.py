@@ -35,6 +35,7 @@ from contracts import Alert, CleanReadingBatch, DeadLetter
 from contracts import avro as avro_codec
 from infra.settings import InfraSettings, get_settings
 from infra.streams_worker import end_offsets, stream_worker
+from infra.topics import high_watermarks
 from jobs.lake.catalog import connect, offsets_predicate
 
 console = Console(width=120)
@@ -111,11 +112,6 @@ def _consumer(settings: InfraSettings, group: str | None = None) -> Consumer:
     )
 
 
-def _end_offsets(consumer: Consumer, topic: str) -> dict[int, int]:
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-
-
 def _read(consumer: Consumer, topic: str, start: dict[int, int], end: dict[int, int]) -> list[bytes]:
     """Every message of `topic` between two offset snapshots."""
     wanted = {p: end[p] - start.get(p, 0) for p in end if end[p] > start.get(p, 0)}
@@ -139,7 +135,7 @@ def _wait_caught_up(settings: InfraSettings, group: str, timeout_s: float = 180.
     """True once the worker's committed offsets on the packages topic reach its end (bounded wait)."""
     consumer = _consumer(settings, group)
     try:
-        end = _end_offsets(consumer, PACKAGES)
+        end = high_watermarks(consumer, PACKAGES)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             committed = consumer.committed([TopicPartition(PACKAGES, p) for p in end], timeout=10)
@@ -155,7 +151,7 @@ def read_outputs(settings: InfraSettings, start: dict[str, dict[int, int]]) -> O
     consumer = _consumer(settings)
     out = Outputs()
     try:
-        for raw in _read(consumer, CLEAN, start[CLEAN], _end_offsets(consumer, CLEAN)):
+        for raw in _read(consumer, CLEAN, start[CLEAN], high_watermarks(consumer, CLEAN)):
             batch = avro_codec.decode(CleanReadingBatch, raw)
             tally = out.clean[batch.sensor_id]
             tally.machine, tally.site, tally.quantity, tally.unit = (
@@ -172,11 +168,11 @@ def read_outputs(settings: InfraSettings, start: dict[str, dict[int, int]]) -> O
                 first, last = batch.t_us[0], batch.t_us[-1]
                 tally.first_us = first if tally.first_us is None else min(tally.first_us, first)
                 tally.last_us = last if tally.last_us is None else max(tally.last_us, last)
-        for raw in _read(consumer, DEAD, start[DEAD], _end_offsets(consumer, DEAD)):
+        for raw in _read(consumer, DEAD, start[DEAD], high_watermarks(consumer, DEAD)):
             out.dead[avro_codec.decode(DeadLetter, raw).reason.value] += 1
         out.alerts = [
             avro_codec.decode(Alert, raw)
-            for raw in _read(consumer, ALERTS, start[ALERTS], _end_offsets(consumer, ALERTS))
+            for raw in _read(consumer, ALERTS, start[ALERTS], high_watermarks(consumer, ALERTS))
         ]
     finally:
         consumer.close()
@@ -248,7 +244,7 @@ def show(out: Outputs) -> None:
 def main(seconds: Annotated[float, typer.Option(help="how long the simulated plant streams")] = 20.0) -> None:
     settings = get_settings()
     consumer = _consumer(settings)
-    start = {topic: _end_offsets(consumer, topic) for topic in (CLEAN, FLAGGED, DEAD, ALERTS)}
+    start = {topic: high_watermarks(consumer, topic) for topic in (CLEAN, FLAGGED, DEAD, ALERTS)}
     consumer.close()
     # A new consumer group starting at the inputs' ends: the demo shows this run, not older backlog.
     with stream_worker(settings, settings.log_dir, start_at=end_offsets(settings)) as worker:
@@ -318,7 +314,7 @@ def _cell(value: object) -> str:
 def _end_offsets_of(settings: InfraSettings, topic: str) -> dict[int, int]:
     consumer = _consumer(settings)
     try:
-        return _end_offsets(consumer, topic)
+        return high_watermarks(consumer, topic)
     finally:
         consumer.close()
 

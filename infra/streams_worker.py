@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from infra.settings import InfraSettings
+from infra.topics import high_watermarks
 
 
 def free_port() -> int:
@@ -73,13 +74,7 @@ Offsets = dict[str, dict[int, int]]
 def end_offsets(settings: InfraSettings, topics: tuple[str, ...] = INPUTS) -> Offsets:
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "vigil-offsets", "log_level": 4})
     try:
-        out: Offsets = {}
-        for topic in topics:
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            out[topic] = {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
-            }
-        return out
+        return {topic: high_watermarks(consumer, topic) for topic in topics}
     finally:
         consumer.close()
 

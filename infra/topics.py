@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic, ResourceType
 from rich.console import Console
 
@@ -72,3 +73,9 @@ def describe(settings: InfraSettings) -> dict[str, dict[str, str | int]]:
             k: config[k].value for k in spec.kafka_config()
         }
     return out
+
+
+def high_watermarks(consumer: Consumer, topic: str) -> dict[int, int]:
+    """The high watermark of each partition of `topic`: where its next message will land."""
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}

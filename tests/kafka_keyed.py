@@ -8,6 +8,8 @@ import uuid
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, TopicPartition
 
+from infra.topics import high_watermarks
+
 Offsets = dict[int, int]
 
 
@@ -20,8 +22,7 @@ def _consumer(bootstrap: str) -> Consumer:
 def ends(bootstrap: str, topic: str) -> Offsets:
     consumer = _consumer(bootstrap)
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        return high_watermarks(consumer, topic)
     finally:
         consumer.close()
 
