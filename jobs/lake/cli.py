@@ -7,6 +7,8 @@ import logging
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -66,14 +68,28 @@ def start(timeout: float = typer.Option(240.0, help="seconds to wait for the fir
     already = procs.running_pid(settings, NAME)
     # The data folder in argv marks the process as ours for `make down` (see infra.procs.running_pid).
     argv = [sys.executable, "-m", "jobs.lake", "supervise", "--data-dir", str(settings.data_dir)]
+    began = datetime.now(UTC)
     try:
         pid = already or procs.start(settings, procs.ProcessSpec(NAME, argv, (), settings.data_dir.parent))
         procs.wait_healthy(settings, NAME, pid, lambda: fresh_status(settings) is not None, timeout=timeout)
     except InfraError as exc:
         console.print(f"[bold red]error[/] {exc}")
+        for line in start_failure(status_path(settings), began, procs.running_pid(settings, NAME) is not None):
+            console.print(line)
         raise typer.Exit(1) from exc
     how = "already running" if already else "started"
     console.print(f"[green]✓[/] lake writer pid {pid} {how} (log: {procs.log_file(settings, NAME)})")
+
+
+def start_failure(status: Path, began: datetime, supervised: bool) -> list[str]:
+    """Why a writer started at `began` is not running, from its status file (the log holds pages of JVM output)."""
+    last = read_status(status) or {}
+    if not last.get("error") or datetime.fromisoformat(last["updated_at"]) < began:
+        return []  # nothing written since the start: the log is all there is
+    lines = [f"the writer failed: {last['error']}"]
+    if supervised:
+        lines.append("its supervisor goes on restarting it: `make lake-status` to follow, `make lake-stop` to stop")
+    return lines
 
 
 @app.command()

@@ -12,11 +12,13 @@ import json
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from infra.settings import InfraSettings
+from jobs.lake.cli import start_failure
 from jobs.lake.settings import LakeSettings
 from jobs.lake.status import Supervision, read_status, summary, write_status
 from jobs.lake.supervisor import supervise
@@ -143,3 +145,16 @@ def test_status_summary_tells_a_back_off_from_a_running_writer(tmp_path: Path, m
         supervisor.join()
     write_status(plan.status, active=True, batch_id=7)  # what a writer running its query writes
     assert summary(infra) is None
+
+
+def test_a_failed_start_names_the_failure_written_since_it_began(tmp_path: Path) -> None:
+    status = tmp_path / "status.json"
+    write_status(status, active=False, error="stopped")  # the previous run's last word
+    began = datetime.now(UTC)
+    assert start_failure(status, began, supervised=True) == []
+    assert start_failure(tmp_path / "none.json", began, supervised=True) == []
+    write_status(status, active=False, error="UnknownStoreException: s3a://nope (exit code 1); restart 1 in 10 s")
+    assert start_failure(status, began, supervised=False) == [
+        "the writer failed: UnknownStoreException: s3a://nope (exit code 1); restart 1 in 10 s"
+    ]
+    assert "make lake-status" in start_failure(status, began, supervised=True)[1]
