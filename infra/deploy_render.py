@@ -26,6 +26,7 @@ from contracts.topics import TOPICS
 from infra import spark
 from infra import trino as local_trino
 from infra.settings import REPO_ROOT, InfraSettings
+from jobs.spark_session import DRIVER_JAVA_OPTIONS
 
 DEPLOY_DIR = REPO_ROOT / "infra" / "deploy"
 CATALOG_TEMPLATE = REPO_ROOT / "infra" / "trino" / "catalog" / "delta.properties.template"
@@ -139,6 +140,7 @@ def spark_application() -> str:
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
+        "spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS,  # why: jobs/spark_session.py
         f"{s3a}endpoint": K8S_S3_ENDPOINT,
         f"{s3a}endpoint.region": "us-east-1",
         f"{s3a}path.style.access": "true",

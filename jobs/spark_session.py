@@ -31,6 +31,11 @@ def _jar_conf(settings: InfraSettings, master: str) -> dict[str, str]:
     return {"spark.jars": ",".join(str(p) for p in jars)}
 
 
+# A stop during a foreachBatch write makes Spark match the Python error (a long traceback with the Java
+# stack) against a regex that recurses per character: with the default 1 MB thread stack the query
+# thread died of StackOverflowError and the driver with it (3 of 4 stops in a repro here, 5 of 18 lake
+# writer stops); with 16 MB, none of 4. The Kubernetes manifest (infra/deploy_render.py) uses it too.
+DRIVER_JAVA_OPTIONS = "-Xss16m"
 SNAPSHOT_PARTITIONS = 2  # the cores of this machine's local[2]
 
 
@@ -52,11 +57,7 @@ def spark_conf(
         "spark.driver.host": settings.host,
         "spark.ui.enabled": str(ui).lower(),
         "spark.ui.showConsoleProgress": "false",
-        # A stop during a foreachBatch write makes Spark match the Python error (a long traceback with
-        # the Java stack) against a regex that recurses per character: with the default 1 MB thread
-        # stack the query thread died of StackOverflowError and the driver with it (3 of 4 stops in a
-        # repro here, 5 of 18 lake writer stops); with 16 MB, none of 4.
-        "spark.driver.extraJavaOptions": "-Xss16m",
+        "spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS,
         **_jar_conf(settings, master),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
