@@ -139,5 +139,5 @@ def _jvm_ignoring_sigterm() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)  # None: set outside Python
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
