@@ -26,8 +26,15 @@ SERVICES: dict[str, ModuleType] = {n: importlib.import_module(f"infra.{n}") for 
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
 console = Console(soft_wrap=True)
 
+
+def _rest_detail(settings: InfraSettings) -> str | None:
+    from connectors.rest.cli import status_detail  # imports the whole app: only when a broker is running
+
+    return status_detail(settings)
+
+
 # Apps whose process can be alive without doing its work: what they are doing instead, for `status`.
-_APP_DETAIL: dict[str, Callable[[InfraSettings], str | None]] = {"lake": lake_status.summary}
+_APP_DETAIL: dict[str, Callable[[InfraSettings], str | None]] = {"lake": lake_status.summary, "rest": _rest_detail}
 
 ServiceNames = Annotated[list[str] | None, typer.Argument(help="services (default: all)")]
 

@@ -23,7 +23,7 @@ from connectors.rest.tls import ensure_self_signed
 from connectors.rest.tokens import Role, TokenError, TokenStore
 from infra import procs
 from infra.errors import InfraError
-from infra.settings import get_settings
+from infra.settings import InfraSettings, get_settings
 
 app = typer.Typer(help="The Vigil REST broker (docs/rest.md).", no_args_is_help=True)
 token = typer.Typer(help="API tokens: issue, list, revoke (administrator).", no_args_is_help=True)
@@ -62,6 +62,28 @@ def _healthy(settings: RestSettings) -> bool:
             return client.get(f"https://{settings.host}:{settings.port}/health").status_code == 200
     except (httpx.HTTPError, OSError):
         return False
+
+
+def health_summary(url: str, tls: ssl.SSLContext) -> str | None:
+    """For `make status`: what a live broker at `url` is doing when it is not plainly serving; else None."""
+    try:
+        with httpx.Client(verify=tls, timeout=2) as client:
+            answer = client.get(f"{url}/health")
+        health = answer.json() if answer.status_code == 200 else {}
+    except (httpx.HTTPError, OSError, ValueError):
+        return "not answering /health (see its log)"
+    if health.get("status") != "ok":
+        return f"/health answered {answer.status_code} (see its log)"
+    if health.get("registry") != "ready":
+        return "reading the sensor registry: lookups answer 503 until it is done"
+    return None
+
+
+def status_detail(_: InfraSettings) -> str | None:
+    """`health_summary` of the broker `make rest` runs."""
+    settings = RestSettings()
+    tls = ssl.create_default_context(cafile=settings.cert_file)
+    return health_summary(f"https://{settings.host}:{settings.port}", tls)
 
 
 @app.command()

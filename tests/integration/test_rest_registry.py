@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from connectors.rest.cli import health_summary
 from contracts import SensorDescription
 from infra.rest_broker import Broker
 from infra.settings import InfraSettings
+from infra.streams_worker import free_port
 from tests.integration.rest_support import ends, read_since
 
 pytestmark = pytest.mark.integration
@@ -54,6 +56,9 @@ def test_health_says_the_registry_has_read_the_metadata_topic(broker: Broker) ->
         health = client.get("/health")
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "registry": "ready"}
+    assert health_summary(broker.url, broker.tls()) is None  # what `make status` shows: plain "running"
+    closed = f"https://127.0.0.1:{free_port()}"
+    assert health_summary(closed, broker.tls()) == "not answering /health (see its log)"
 
 
 def test_put_refusals(broker: Broker, registrar: str, gateway: tuple[str, str]) -> None:
