@@ -56,21 +56,32 @@ def serve(
     )
 
 
-def _healthy(settings: RestSettings) -> bool:
+def _local(settings: RestSettings) -> tuple[str, ssl.SSLContext]:
+    """The URL of the broker `make rest` runs, and a TLS context trusting exactly its certificate."""
+    return f"https://{settings.host}:{settings.port}", ssl.create_default_context(cafile=settings.cert_file)
+
+
+def _get_health(url: str, tls: ssl.SSLContext) -> httpx.Response | None:
     try:
-        with httpx.Client(verify=ssl.create_default_context(cafile=settings.cert_file), timeout=2) as client:
-            return client.get(f"https://{settings.host}:{settings.port}/health").status_code == 200
+        with httpx.Client(verify=tls, timeout=2) as client:
+            return client.get(f"{url}/health")
     except (httpx.HTTPError, OSError):
-        return False
+        return None
+
+
+def _healthy(settings: RestSettings) -> bool:
+    answer = _get_health(*_local(settings))
+    return answer is not None and answer.status_code == 200
 
 
 def health_summary(url: str, tls: ssl.SSLContext) -> str | None:
     """For `make status`: what a live broker at `url` is doing when it is not plainly serving; else None."""
+    answer = _get_health(url, tls)
     try:
-        with httpx.Client(verify=tls, timeout=2) as client:
-            answer = client.get(f"{url}/health")
-        health = answer.json() if answer.status_code == 200 else {}
-    except (httpx.HTTPError, OSError, ValueError):
+        health = answer.json() if answer is not None and answer.status_code == 200 else {}
+    except ValueError:
+        answer = None
+    if answer is None:
         return "not answering /health (see its log)"
     if health.get("status") != "ok":
         return f"/health answered {answer.status_code} (see its log)"
@@ -81,9 +92,7 @@ def health_summary(url: str, tls: ssl.SSLContext) -> str | None:
 
 def status_detail(_: InfraSettings) -> str | None:
     """`health_summary` of the broker `make rest` runs."""
-    settings = RestSettings()
-    tls = ssl.create_default_context(cafile=settings.cert_file)
-    return health_summary(f"https://{settings.host}:{settings.port}", tls)
+    return health_summary(*_local(RestSettings()))
 
 
 @app.command()
