@@ -7,6 +7,7 @@ import importlib
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Annotated
 
@@ -35,6 +36,25 @@ def _rest_detail(settings: InfraSettings) -> str | None:
 
 # Apps whose process can be alive without doing its work: what they are doing instead, for `status`.
 _APP_DETAIL: dict[str, Callable[[InfraSettings], str | None]] = {"lake": lake_status.summary, "rest": _rest_detail}
+
+
+@dataclass(frozen=True)
+class AppHealth:
+    pid: int | None
+    text: str  # rich markup for the status table
+    healthy: bool
+
+
+def app_health(settings: InfraSettings, app_name: str) -> AppHealth:
+    """An app with a PID file: running, alive but not doing its work (say what instead), or exited."""
+    pid = procs.running_pid(settings, app_name)
+    if pid is None:
+        return AppHealth(None, "[red]exited[/] (PID file left: see its log)", healthy=False)
+    detail = _APP_DETAIL[app_name](settings) if app_name in _APP_DETAIL else None
+    if detail:
+        return AppHealth(pid, f"[yellow]{detail}[/]", healthy=False)
+    return AppHealth(pid, "[green]running[/]", healthy=True)
+
 
 ServiceNames = Annotated[list[str] | None, typer.Argument(help="services (default: all)")]
 
@@ -109,7 +129,11 @@ def down(names: ServiceNames = None) -> None:
 
 @app.command()
 def status() -> None:
-    """Each service with its PID, ports and health; exit 1 if any is down."""
+    """Each service and started app with its PID, ports and health; exit 1 unless all are healthy.
+
+    An app counts as unhealthy when its process exited without `down` (PID file left) or is alive but not doing
+    its work (a lake writer waiting to restart, a REST broker not answering): a script polling `status` sees it.
+    """
     settings = get_settings()
     table = Table("service", "pid", "ports", "health", "log")
     healthy_all = True
@@ -127,15 +151,11 @@ def status() -> None:
             "[green]healthy[/]" if healthy else ("[yellow]not answering[/]" if pid else "[red]stopped[/]"),
             str(procs.log_file(settings, name)),
         )
-    # Apps started by other targets: alive or not (their own `status` commands say more).
+    # Apps started by other targets (their own `status` commands say more).
     for app_name in sorted(procs.recorded(settings) - SERVICES.keys()):
-        pid = procs.running_pid(settings, app_name)
-        detail = _APP_DETAIL[app_name](settings) if pid and app_name in _APP_DETAIL else None
-        if detail:
-            state = f"[yellow]{detail}[/]"
-        else:
-            state = "[green]running[/]" if pid else "[red]exited[/] (PID file left: see its log)"
-        table.add_row(app_name, str(pid or "-"), "-", state, str(procs.log_file(settings, app_name)))
+        app_state = app_health(settings, app_name)
+        healthy_all &= app_state.healthy
+        table.add_row(app_name, str(app_state.pid or "-"), "-", app_state.text, str(procs.log_file(settings, app_name)))
     console.print(table)
     if not healthy_all:
         raise typer.Exit(1)
