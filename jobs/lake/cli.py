@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 import threading
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from infra.settings import get_settings
 from jobs.lake import supervisor
 from jobs.lake.settings import LakeSettings
 from jobs.lake.status import Supervision, fresh_status, read_status, status_path
+from jobs.lake.stop_signals import set_on_stop_signals
 
 NAME = "lake"
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
@@ -50,8 +50,7 @@ def supervise(data_dir: str = DATA_DIR) -> None:
     _logging()
     settings, lake = get_settings(), LakeSettings()
     stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    set_on_stop_signals(stopping)
 
     def command(supervision: Supervision) -> list[str]:
         argv = [sys.executable, "-m", "jobs.lake", "run", "--data-dir", data_dir or str(settings.data_dir)]

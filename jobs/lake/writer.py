@@ -14,7 +14,6 @@ trigger loop instead of one per table. Guarantees:
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from infra.settings import InfraSettings, get_settings
 from jobs.lake import catalog, sinks, transforms, views
 from jobs.lake.settings import LakeSettings
 from jobs.lake.status import Supervision, status_path, write_status
+from jobs.lake.stop_signals import set_on_stop_signals
 from jobs.lake.tables import (
     BRONZE_AUDIT,
     BRONZE_DEADLETTER,
@@ -236,8 +236,7 @@ def run(
     supervision = supervision or Supervision()
     path = status_path(infra, lake)
     stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    set_on_stop_signals(stopping)
     try:
         _run_query(infra, lake, supervision, path, stopping)
     except QueryStopped:
