@@ -117,6 +117,7 @@ def create_app(settings: RestSettings, infra: InfraSettings) -> FastAPI:
         Envelope,
         max_body=settings.max_body_bytes,
         max_upload=settings.max_upload_bytes,
+        max_head=settings.max_head_bytes,
         timeout_s=settings.request_timeout_s,
         audit=audit,
     )

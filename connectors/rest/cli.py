@@ -16,6 +16,7 @@ from minio import Minio
 from rich.console import Console
 from rich.table import Table
 
+from connectors.rest._http11 import JsonErrorH11Protocol
 from connectors.rest.app import create_app
 from connectors.rest.claims import ClaimStore
 from connectors.rest.settings import RestSettings
@@ -52,6 +53,7 @@ def serve(
         ssl_keyfile=str(settings.key_file),
         log_level=log_level,
         timeout_graceful_shutdown=10,
+        http=JsonErrorH11Protocol,
         h11_max_incomplete_event_size=settings.max_head_bytes,
     )
 

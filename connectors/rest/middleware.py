@@ -1,4 +1,4 @@
-"""Request envelope: id, body size cap (413), time limit (504), metrics and the audit event.
+"""Request envelope: id, head and body size caps (431, 413), time limit (504), metrics and the audit event.
 
 Pure ASGI (no BaseHTTPMiddleware), so bodies stream through untouched and the
 cap also holds for chunked requests without a Content-Length.
@@ -53,6 +53,18 @@ def _json(status: int, payload: dict[str, Any]) -> list[Message]:
     ]
 
 
+def head_too_large(size: int | None, limit: int) -> str:
+    """The 431 answer's detail, the same from the middleware and from the HTTP layer (which has no size)."""
+    what = f"the request line and headers ({size} bytes)" if size else "the request line and headers"
+    return f"{what} exceed the broker's limit of {limit} bytes; send long values in the body"
+
+
+def head_bytes(scope: Scope) -> int:
+    """The size of the request line and headers as sent (give or take the HTTP version's few bytes)."""
+    line = len(scope["method"]) + len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + 12
+    return line + sum(len(name) + len(value) + 4 for name, value in scope.get("headers", []))
+
+
 class Envelope:
     def __init__(
         self,
@@ -60,13 +72,15 @@ class Envelope:
         *,
         max_body: int,
         max_upload: int,
+        max_head: int,
         timeout_s: float,
         audit: Callable[[AuditEvent], None],
     ) -> None:
-        self.app, self.max_body, self.max_upload, self.timeout_s, self.audit = (
+        self.app, self.max_body, self.max_upload, self.max_head, self.timeout_s, self.audit = (
             app,
             max_body,
             max_upload,
+            max_head,
             timeout_s,
             audit,
         )
@@ -109,7 +123,11 @@ class Envelope:
 
         declared = headers.get(b"content-length")
         try:
-            if declared is not None and declared.isdigit() and int(declared) > limit:
+            # uvicorn's h11 refuses a head over the limit only while it arrives in pieces
+            # (connectors/rest/_http11.py); one that came whole is refused here.
+            if (head := head_bytes(scope)) > self.max_head:
+                await reply(431, "head_too_large", head_too_large(head, self.max_head))
+            elif declared is not None and declared.isdigit() and int(declared) > limit:
                 await reply(413, "too_large", f"body of {int(declared)} bytes exceeds the limit of {limit}")
             else:
                 await asyncio.wait_for(self.app(scope, capped_receive, tracked_send), self.timeout_s)

@@ -30,8 +30,8 @@ class RestSettings(BaseSettings):
     rate_burst: int = Field(default=100, ge=1, description="requests a token may send at once")
     request_timeout_s: float = Field(default=30.0, gt=0, description="a request taking longer gets 504")
     produce_timeout_s: float = Field(default=15.0, gt=0, description="Kafka must acknowledge within this")
-    # The request line and headers together; a longer request is refused by the HTTP layer itself (uvicorn's
-    # plain-text 400 "Invalid HTTP request received.") before any route, so it cannot answer in JSON.
+    # The request line and headers together; a longer request gets 431 `head_too_large`: from uvicorn's h11
+    # (connectors/rest/_http11.py) while the head is still arriving, else from the request envelope.
     max_head_bytes: int = Field(default=64 * 1024, ge=8 * 1024, description="request line + headers cap")
     max_batch: int = Field(default=500, ge=1, description="packages per JSON array")
 

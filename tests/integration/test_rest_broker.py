@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -172,6 +173,41 @@ def test_limits(broker: Broker, gateway: tuple[str, str]) -> None:
         refused = [r for r in (client.get("/topics") for _ in range(25)) if r.status_code == 429]
     assert refused
     assert int(refused[0].headers["retry-after"]) >= 1
+
+
+def _raw_exchange(broker: Broker, *parts: bytes) -> tuple[bytes, dict[str, object]]:
+    """Send `parts` over one TLS connection (a pause between them), read until the broker closes it."""
+    url = httpx.URL(broker.url)
+    raw = socket.create_connection((url.host, url.port or 443), timeout=10)
+    with broker.tls().wrap_socket(raw, server_hostname=url.host) as tls:
+        for part in parts:
+            tls.sendall(part)
+            time.sleep(0.3)
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), head
+    body: dict[str, object] = json.loads(payload)
+    return head, body
+
+
+def test_a_request_head_over_the_limit_gets_431_in_json(broker: Broker, gateway: tuple[str, str]) -> None:
+    with broker.client(gateway[1]) as client:  # the whole head at once: refused by the request envelope
+        body = _error(client.get("/topics", headers={"x-long": "x" * 70_000}), 431, "head_too_large")
+    assert "limit of 65536 bytes" in str(body["detail"])
+    # A head still arriving when it passes the limit: refused by the HTTP layer (connectors/rest/_http11.py).
+    start = b"GET /topics HTTP/1.1\r\nHost: x\r\nx-long: " + b"x" * 40_000
+    head, body = _raw_exchange(broker, start, b"x" * 40_000)
+    assert head.startswith(b"HTTP/1.1 431 "), head
+    assert body["error"] == "head_too_large"
+    assert "limit of 65536 bytes" in str(body["detail"])
+
+
+def test_a_request_that_is_not_http_gets_400_in_json(broker: Broker) -> None:
+    head, body = _raw_exchange(broker, b"GET /topics HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    assert body["error"] == "malformed_http"
 
 
 def test_an_attachment_travels_by_claim_check(
