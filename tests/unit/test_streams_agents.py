@@ -1,174 +1,29 @@
-"""The three agents of `streams/app.py`, driven through Faust's own `Agent.test_context()`.
-
-No broker is involved: `test_context()` feeds each event through an in-memory channel (partition 0,
-offsets counting from 0), and what the agents send to our output topics is recorded by replacing
-the `send` of those topic objects. Table changelog writes only land in the buffer of a producer that
-is never started, and a guard fails the test if anything opens a socket. The same agents against a
-real Kafka are exercised by `tests/integration/test_streams_pipeline.py`.
-"""
+"""The agents of `streams/app.py` through `test_context()`: clean records, dead letters, clock skew, dedupe
+and failures. Parking: `test_streams_agents_parking.py`; the harness: `streams_agents_harness.py`."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import math
-import socket
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from importlib import resources
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
 import streams.app as streams_app
-from contracts import Alert, CleanReadingBatch, DeadLetter, FlaggedSamples, QualityCode, ReasonCode
+from contracts import Alert, FlaggedSamples, QualityCode, ReasonCode
 from contracts import avro as avro_codec
 from streams.dedupe import SeenExpiry
-from streams.pipeline import process
+from tests.unit.streams_agents_harness import (
+    APPEND,
+    EXAMPLE_SENSOR_ID,
+    Harness,
+    _fail_first_process,
+    _package,
+    _sensor,
+)
 
 pytestmark = pytest.mark.unit
-
-TIMEOUT_S = 10.0
-EXAMPLE_SENSOR_ID = "6f1c2a0e-4b7d-4e8a-9c51-2f3d8e9a0b11"
-# Broker append time of the example package: one second after its window ends, so it is not "future".
-APPEND = datetime(2026, 11, 23, 8, 0, 2, tzinfo=UTC)
-OUTPUTS = ("deadletter_topic", "clean_topic", "flagged_topic", "alerts_topic", "parked_topic", "clock_reports_topic")
-TABLES = ("seen", "sensors", "parked", "sensor_state", "gateway_clocks", "clock_episodes")
-
-
-def _example(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(resources.files("contracts").joinpath("examples", name).read_text())
-    return document
-
-
-def _package(sensor_id: str = EXAMPLE_SENSOR_ID, package_id: str | None = None) -> bytes:
-    """The example samples package (10 samples at 10 Hz, one null), for `sensor_id`, with a fresh id."""
-    document = _example("edge_package.samples.json")
-    document["sensor_id"] = sensor_id
-    document["package_id"] = package_id or str(uuid.uuid4())
-    return json.dumps(document).encode()
-
-
-def _sensor(sensor_id: str = EXAMPLE_SENSOR_ID, unit: str = "degC") -> bytes:
-    document = _example("sensor_description.json")
-    document["sensor_id"] = sensor_id
-    document["unit"] = unit
-    return json.dumps(document).encode()
-
-
-def _fail_first_process(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Make the first call of the pipeline's `process` raise; later calls run it. Returns the call log."""
-    calls: list[int] = []
-
-    def flaky_process(*args: Any, **kwargs: Any) -> Any:
-        calls.append(len(calls) + 1)
-        if len(calls) == 1:
-            raise RuntimeError("stage exploded")
-        return process(*args, **kwargs)
-
-    monkeypatch.setattr(streams_app, "process", flaky_process)
-    return calls
-
-
-@dataclass(frozen=True)
-class Sent:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Any
-
-
-@dataclass
-class Harness:
-    """What the agents sent, and how many events their handlers have finished.
-
-    Each send returns its delivery, a future the broker would complete on its acknowledgement: done at once,
-    unless `hold_deliveries` is set; then it stays pending in `deliveries` until the test completes it.
-    """
-
-    sent: list[Sent] = field(default_factory=list)
-    handled: int = 0
-    hold_deliveries: bool = False
-    deliveries: list[asyncio.Future[None]] = field(default_factory=list)
-
-    def on(self, topic: str) -> list[Sent]:
-        return [s for s in self.sent if s.topic == topic]
-
-    def dead_letters(self) -> list[DeadLetter]:
-        return [avro_codec.decode(DeadLetter, s.value) for s in self.on("deadletter_topic")]
-
-    def clean(self) -> list[CleanReadingBatch]:
-        return [avro_codec.decode(CleanReadingBatch, s.value) for s in self.on("clean_topic")]
-
-    async def deliver(
-        self, ctx: Any, value: bytes, *, key: bytes | None, at: datetime = APPEND, headers: Any = None
-    ) -> None:
-        """Put one message on the agent's test channel and wait until its handler has returned.
-
-        `put(wait=True)` returns once Faust's test wrapper has seen the value, which is before the agent
-        body ran; waiting for `_guarded` to return makes "nothing else was sent" assertions meaningful.
-        """
-        target = self.handled + 1
-        await asyncio.wait_for(ctx.put(value, key=key, timestamp=at.timestamp(), headers=headers), TIMEOUT_S)
-
-        async def done() -> None:
-            while self.handled < target:
-                await asyncio.sleep(0)
-
-        await asyncio.wait_for(done(), TIMEOUT_S)
-
-
-def _refuse_connect(*args: Any, **kwargs: Any) -> None:
-    raise AssertionError(f"unit test tried to open a network connection: {args[1:]}")
-
-
-@pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    h = Harness()
-    monkeypatch.setattr(socket.socket, "connect", _refuse_connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", _refuse_connect)
-
-    for name in OUTPUTS:
-
-        async def send(
-            *, key: bytes | None = None, value: bytes | None = None, headers: Any = None, _name: str = name, **_: Any
-        ) -> asyncio.Future[None]:
-            h.sent.append(Sent(_name, key, value or b"", headers))
-            delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            if not h.hold_deliveries:
-                delivery.set_result(None)
-            h.deliveries.append(delivery)
-            return delivery
-
-        monkeypatch.setattr(getattr(streams_app, name), "send", send)
-
-    guarded = streams_app._guarded
-
-    async def counted(event: Any, handler: Callable[[Any], Awaitable[None]]) -> None:
-        try:
-            await guarded(event, handler)
-        finally:
-            h.handled += 1
-
-    monkeypatch.setattr(streams_app, "_guarded", counted)
-
-    # The tables are module-level and keep their in-memory state between tests.
-    for table in TABLES:
-        getattr(streams_app, table).data.clear()
-    streams_app.sensor_states.forget()
-    streams_app.clocks.forget()
-    streams_app.clock_gate.forget()
-    streams_app.expiry.forget()
-    yield h
-    for table in TABLES:
-        getattr(streams_app, table).data.clear()
-    streams_app.sensor_states.forget()
-    streams_app.clocks.forget()
-    streams_app.clock_gate.forget()
-    streams_app.expiry.forget()
 
 
 @pytest.mark.parametrize(("unit", "first_value"), [("degC", 20.0), ("degF", (20.0 - 32.0) * 5.0 / 9.0)])
@@ -292,191 +147,6 @@ def test_a_skewed_gateway_is_reported_by_its_partition_and_alerted_once_per_epis
     assert harness.on("deadletter_topic") == []
 
 
-@pytest.mark.parametrize("header_form", ["dict", "kafka_pairs"])
-def test_unknown_sensor_is_parked_then_released_by_its_metadata(harness: Harness, header_form: str) -> None:
-    sensor_id = str(uuid.uuid4())
-    key = sensor_id.encode()
-    package = _package(sensor_id)
-    package_id = json.loads(package)["package_id"]
-    parked_at = datetime(2026, 11, 23, 8, 5, tzinfo=UTC)  # the parked copy is read later than the original
-
-    async def scenario() -> None:
-        async with streams_app.packages_agent.test_context() as packages:
-            await harness.deliver(packages, b"not json", key=b"other")  # so the package sits at offset 1
-            await harness.deliver(packages, package, key=key)
-
-        [parked] = harness.on("parked_topic")
-        assert parked.key == key
-        assert parked.value == package
-        assert parked.headers == {
-            "vigil-source-partition": b"0",
-            "vigil-source-offset": b"1",
-            "vigil-source-time-ms": str(round(APPEND.timestamp() * 1000)).encode(),
-        }
-        assert harness.clean() == []
-
-        # Kafka hands headers back as (key, bytes) pairs; Faust's test channel keeps what it was given.
-        headers = parked.headers if header_form == "dict" else list(parked.headers.items())
-        async with streams_app.parked_agent.test_context() as parked_ctx:
-            await harness.deliver(parked_ctx, parked.value, key=parked.key, at=parked_at, headers=headers)
-
-        assert harness.clean() == []
-        assert dict(streams_app.parked.data) == {
-            f"{sensor_id}/0/1": {
-                "original_b64": base64.b64encode(package).decode(),
-                "partition": 0,
-                "offset": 1,
-                "time_ms": round(APPEND.timestamp() * 1000),
-            }
-        }
-
-        async with streams_app.metadata_agent.test_context() as metadata:
-            await harness.deliver(metadata, _sensor(sensor_id), key=key)
-
-    asyncio.run(scenario())
-
-    assert dict(streams_app.parked.data) == {}
-    [clean] = harness.clean()
-    assert harness.on("clean_topic")[0].key == key
-    assert str(clean.package_id) == package_id
-    assert str(clean.sensor_id) == sensor_id
-    # Provenance is the original package's, not the parked copy's.
-    assert (clean.source_topic, clean.source_partition, clean.source_offset) == ("edge.packages.v1", 0, 1)
-    assert clean.received_at == APPEND
-    # Only the malformed message was a dead letter; the parked package was accounted for once.
-    assert [letter.reason for letter in harness.dead_letters()] == [ReasonCode.MALFORMED_JSON]
-
-
-def test_parked_packages_are_one_entry_each_replays_overwrite_and_release_keeps_their_order(
-    harness: Harness,
-) -> None:
-    # A list per sensor outgrew Kafka's message limit after ~40 parked 1000-sample packages and crashed the
-    # worker's producer on every restart; one entry per source position keeps each entry one package large.
-    sensor_id = str(uuid.uuid4())
-    key = sensor_id.encode()
-    packages = [_package(sensor_id) for _ in range(5)]
-
-    async def scenario() -> None:
-        async with streams_app.packages_agent.test_context() as packages_ctx:
-            for package in packages:
-                await harness.deliver(packages_ctx, package, key=key)
-        parked_copies = harness.on("parked_topic")
-        async with streams_app.parked_agent.test_context() as parked_ctx:
-            # Delivered out of order, and the third one twice (an at-least-once replay of the parked topic).
-            for copy in [*parked_copies[::-1], parked_copies[2]]:
-                await harness.deliver(parked_ctx, copy.value, key=copy.key, headers=copy.headers)
-        assert sorted(streams_app.parked.data) == sorted(f"{sensor_id}/0/{offset}" for offset in range(5))
-        async with streams_app.metadata_agent.test_context() as metadata:
-            await harness.deliver(metadata, _sensor(sensor_id), key=key)
-
-    asyncio.run(scenario())
-
-    assert dict(streams_app.parked.data) == {}
-    assert harness.on("deadletter_topic") == []
-    clean = harness.clean()
-    assert [str(c.package_id) for c in clean] == [json.loads(p)["package_id"] for p in packages]
-    assert [c.source_offset for c in clean] == [0, 1, 2, 3, 4]
-
-
-def test_released_parked_entries_are_deleted_only_once_their_records_are_acknowledged(harness: Harness) -> None:
-    # A tombstone sent before its package's clean record reached the broker could be the one that survives a
-    # crash, and the package would be lost: the entries stay until every record of the release is acknowledged.
-    sensor_id = str(uuid.uuid4())
-    key = sensor_id.encode()
-    packages = [_package(sensor_id) for _ in range(3)]
-
-    async def scenario() -> None:
-        async with streams_app.packages_agent.test_context() as packages_ctx:
-            for package in packages:
-                await harness.deliver(packages_ctx, package, key=key)
-        async with streams_app.parked_agent.test_context() as parked_ctx:
-            for copy in harness.on("parked_topic"):
-                await harness.deliver(parked_ctx, copy.value, key=copy.key, headers=copy.headers)
-        harness.hold_deliveries = True
-        held_from = len(harness.deliveries)
-        async with streams_app.metadata_agent.test_context() as metadata:
-            release = asyncio.create_task(harness.deliver(metadata, _sensor(sensor_id), key=key))
-
-            async def all_sent() -> None:
-                while len(harness.clean()) < len(packages):
-                    await asyncio.sleep(0.01)
-
-            await asyncio.wait_for(all_sent(), TIMEOUT_S)
-            await asyncio.sleep(0.05)  # the handler is now waiting for the acknowledgements
-            assert len(streams_app.parked.data) == len(packages), "deleted before the broker acknowledged"
-            for delivery in harness.deliveries[held_from:]:
-                delivery.set_result(None)
-            await release
-
-    asyncio.run(scenario())
-
-    assert dict(streams_app.parked.data) == {}
-    assert [str(c.package_id) for c in harness.clean()] == [json.loads(p)["package_id"] for p in packages]
-
-
-def test_a_parked_list_left_by_an_older_worker_is_released(harness: Harness) -> None:
-    sensor_id = str(uuid.uuid4())
-    package = _package(sensor_id)
-    streams_app.parked.data[sensor_id] = [
-        {"value": package.decode(), "partition": 4, "offset": 17, "time_ms": round(APPEND.timestamp() * 1000)}
-    ]
-
-    async def scenario() -> None:
-        async with streams_app.metadata_agent.test_context() as metadata:
-            await harness.deliver(metadata, _sensor(sensor_id), key=sensor_id.encode())
-
-    asyncio.run(scenario())
-
-    assert dict(streams_app.parked.data) == {}
-    [clean] = harness.clean()
-    assert str(clean.package_id) == json.loads(package)["package_id"]
-    assert (clean.source_partition, clean.source_offset) == (4, 17)
-
-
-def test_a_metadata_tombstone_retires_the_sensor_without_a_dead_letter(harness: Harness) -> None:
-    key = EXAMPLE_SENSOR_ID.encode()
-
-    async def scenario() -> None:
-        async with streams_app.metadata_agent.test_context() as metadata:
-            await harness.deliver(metadata, _sensor(), key=key)
-            assert streams_app.sensors.data.get(EXAMPLE_SENSOR_ID) is not None
-            await harness.deliver(metadata, None, key=key)  # type: ignore[arg-type]
-        async with streams_app.packages_agent.test_context() as packages:
-            await harness.deliver(packages, _package(), key=key)
-
-    asyncio.run(scenario())
-
-    assert streams_app.sensors.data.get(EXAMPLE_SENSOR_ID) is None
-    assert harness.on("deadletter_topic") == []
-    assert harness.clean() == []
-    assert len(harness.on("parked_topic")) == 1  # the retired sensor's next package waits for new metadata
-
-
-def test_parked_package_whose_sensor_is_already_known_is_processed_at_once(harness: Harness) -> None:
-    key = EXAMPLE_SENSOR_ID.encode()
-    package = _package()
-    headers = {
-        "vigil-source-partition": b"3",
-        "vigil-source-offset": b"42",
-        "vigil-source-time-ms": str(round(APPEND.timestamp() * 1000)).encode(),
-    }
-
-    async def scenario() -> None:
-        async with streams_app.metadata_agent.test_context() as metadata:
-            await harness.deliver(metadata, _sensor(), key=key)
-        async with streams_app.parked_agent.test_context() as parked_ctx:
-            await harness.deliver(parked_ctx, package, key=key, headers=headers)
-
-    asyncio.run(scenario())
-
-    assert harness.on("deadletter_topic") == []
-    assert dict(streams_app.parked.data) == {}
-    [clean] = harness.clean()
-    assert str(clean.package_id) == json.loads(package)["package_id"]
-    assert (clean.source_topic, clean.source_partition, clean.source_offset) == ("edge.packages.v1", 3, 42)
-    assert clean.received_at == APPEND
-
-
 def test_a_failing_stage_becomes_a_processing_error_and_the_agent_keeps_running(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -500,38 +170,6 @@ def test_a_failing_stage_becomes_a_processing_error_and_the_agent_keeps_running(
     assert letter.detail == "RuntimeError: stage exploded"
     assert letter.original == first
     assert letter.original_key == key
-    assert (letter.source_topic, letter.source_offset) == ("edge.packages.v1", 0)
-    [clean] = harness.clean()
-    assert str(clean.package_id) == json.loads(second)["package_id"]
-    assert clean.source_offset == 1
-
-
-def test_a_failure_while_releasing_parked_packages_is_a_dead_letter_per_package(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sensor_id = str(uuid.uuid4())
-    key = sensor_id.encode()
-    first, second = _package(sensor_id), _package(sensor_id)
-    calls = _fail_first_process(monkeypatch)
-
-    async def scenario() -> None:
-        async with streams_app.packages_agent.test_context() as packages:
-            await harness.deliver(packages, first, key=key)
-            await harness.deliver(packages, second, key=key)
-        async with streams_app.parked_agent.test_context() as parked_ctx:
-            for parked in harness.on("parked_topic"):
-                await harness.deliver(parked_ctx, parked.value, key=parked.key, headers=parked.headers)
-        async with streams_app.metadata_agent.test_context() as metadata:
-            await harness.deliver(metadata, _sensor(sensor_id), key=key)
-
-    asyncio.run(scenario())
-
-    assert calls == [1, 2]
-    assert dict(streams_app.parked.data) == {}
-    [letter] = harness.dead_letters()
-    assert letter.reason is ReasonCode.PROCESSING_ERROR
-    assert letter.stage == "parked"
-    assert letter.original == first
     assert (letter.source_topic, letter.source_offset) == ("edge.packages.v1", 0)
     [clean] = harness.clean()
     assert str(clean.package_id) == json.loads(second)["package_id"]
