@@ -23,6 +23,7 @@ from infra.settings import InfraSettings
 
 log = logging.getLogger("vigil.nightly")
 NAME = "nightly-scheduler"
+GRACE = timedelta(hours=6)  # a fire time missed by up to this much still runs, once
 
 
 def runs_file(infra: InfraSettings) -> Path:
@@ -68,16 +69,35 @@ def last_runs(infra: InfraSettings, n: int = 5) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines[-n:]]
 
 
+def missed_day(cron: str, runs: list[dict[str, Any]], now: datetime, grace: timedelta = GRACE) -> date | None:
+    """The day whose batch a daemon starting at `now` owes: that of the latest fire time of `cron` within `grace`
+    before `now`, unless a run started since that fire time. None if nothing is owed."""
+    cron_trigger = trigger(cron)
+    fire: datetime | None = cron_trigger.get_next_fire_time(None, now - grace)
+    latest: datetime | None = None
+    while fire is not None and fire <= now:  # bounded: at most one fire a minute within `grace`
+        latest, fire = fire, cron_trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    if latest is None or any(datetime.fromisoformat(r["started_at"]) >= latest for r in runs):
+        return None
+    return latest.date() - timedelta(days=1)
+
+
 def serve(infra: InfraSettings, cron: str) -> None:
-    """Block, running yesterday's batch at each fire time of `cron`."""
+    """Block, running yesterday's batch at each fire time of `cron`, and first the one missed while it was down."""
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_job(
         lambda: run_once(infra, datetime.now(UTC).date() - timedelta(days=1)),
         trigger(cron),
         id="nightly",
         max_instances=1,
-        coalesce=True,  # after downtime, one catch-up run rather than one per missed night
-        misfire_grace_time=6 * 3600,
+        coalesce=True,  # a fire time passed while the process was stalled (e.g. a suspended machine): one run
+        misfire_grace_time=int(GRACE.total_seconds()),
     )
+    # APScheduler keeps its jobs in memory: a fire time that passed while this daemon was not running at all
+    # (platform down, machine off) is unknown to it. The runs file tells whether that night's batch ran.
+    owed = missed_day(cron, last_runs(infra, n=50), datetime.now(UTC))
+    if owed is not None:
+        log.info("the run for %s was missed while the scheduler was down: running it now", owed)
+        scheduler.add_job(run_once, args=(infra, owed), id="nightly-catch-up")
     log.info("nightly batch scheduled at '%s' UTC; next run %s", cron, next_run(cron))
     scheduler.start()

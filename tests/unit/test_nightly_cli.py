@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 import typer
 
 from jobs.nightly.cli import parse_dates
-from jobs.nightly.schedule import next_run
+from jobs.nightly.schedule import missed_day, next_run
 
 pytestmark = pytest.mark.unit
 TODAY = date(2026, 11, 24)
@@ -36,7 +36,40 @@ def test_bad_dates_are_refused_with_the_reason(bad: str) -> None:
 
 
 def test_next_run_follows_the_cron_in_utc() -> None:
-    from datetime import UTC, datetime
-
     fire = next_run("30 2 * * *", datetime(2026, 11, 24, 3, 0, tzinfo=UTC))
     assert fire == datetime(2026, 11, 25, 2, 30, tzinfo=UTC)
+
+
+def _run(started: datetime) -> dict[str, object]:
+    return {"date": "x", "started_at": started.isoformat(), "seconds": 60.0, "outcome": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("now", "runs", "owed"),
+    [
+        # Down at 02:30, back at 04:00: the 02:30 run (for the 23rd) is owed.
+        (datetime(2026, 11, 24, 4, 0, tzinfo=UTC), [], date(2026, 11, 23)),
+        # A run started before the fire time (by hand, say) does not count; one started at or after it does,
+        # whatever its outcome.
+        (
+            datetime(2026, 11, 24, 4, 0, tzinfo=UTC),
+            [_run(datetime(2026, 11, 24, 1, 0, tzinfo=UTC))],
+            date(2026, 11, 23),
+        ),
+        (datetime(2026, 11, 24, 4, 0, tzinfo=UTC), [_run(datetime(2026, 11, 24, 2, 30, 1, tzinfo=UTC))], None),
+        # Back more than 6 h after the fire time: too late to catch up (`make nightly` runs any day by hand).
+        (datetime(2026, 11, 24, 9, 0, tzinfo=UTC), [], None),
+        # Before today's fire time, yesterday's is 23.5 h ago: nothing owed.
+        (datetime(2026, 11, 24, 2, 0, tzinfo=UTC), [], None),
+    ],
+)
+def test_a_daemon_started_after_a_missed_fire_time_owes_that_run(
+    now: datetime, runs: list[dict[str, object]], owed: date | None
+) -> None:
+    assert missed_day("30 2 * * *", runs, now) == owed
+
+
+def test_a_frequent_cron_owes_only_its_latest_fire_time() -> None:
+    now = datetime(2026, 11, 24, 4, 0, 30, tzinfo=UTC)
+    assert missed_day("* * * * *", [], now) == date(2026, 11, 23)  # fired at 04:00: yesterday's batch
+    assert missed_day("* * * * *", [_run(datetime(2026, 11, 24, 4, 0, 5, tzinfo=UTC))], now) is None
