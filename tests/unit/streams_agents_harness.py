@@ -150,14 +150,13 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
 
     monkeypatch.setattr(streams_app, "_guarded", counted)
 
-    # The tables are module-level and keep their in-memory state between tests.
-    for table in TABLES:
-        getattr(streams_app, table).data.clear()
-    streams_app.sensor_states.forget()
-    streams_app.clocks.forget()
-    streams_app.clock_gate.forget()
-    streams_app.expiry.forget()
+    _reset_state()
     yield h
+    _reset_state()
+
+
+def _reset_state() -> None:
+    # The tables and caches are module-level and keep their in-memory state between tests.
     for table in TABLES:
         getattr(streams_app, table).data.clear()
     streams_app.sensor_states.forget()
