@@ -18,7 +18,7 @@ from connectors.rest.tls import ensure_self_signed
 from infra import procs
 from infra.cli import app_health
 from infra.settings import InfraSettings
-from jobs.lake.status import write_status
+from jobs.lake.status import status_path, write_status
 
 pytestmark = pytest.mark.unit
 
@@ -68,7 +68,7 @@ def test_a_live_app_without_a_detail_probe_is_running(infra: InfraSettings, live
 
 def test_a_live_lake_writer_counts_only_while_its_query_reports_progress(infra: InfraSettings, live_pid: int) -> None:
     _record(infra, "lake", live_pid)
-    status_file = Path(str(infra.data_dir.parent / "lake-status.json"))
+    status_file = status_path(infra)  # the file the `infra` fixture points the lake at
     write_status(status_file, active=False, error="boom", restart_in_s=60)
     waiting = app_health(infra, "lake")
     assert (waiting.pid, waiting.healthy) == (live_pid, False)
