@@ -1,14 +1,21 @@
-"""Reading back what a test produced to Kafka: end offsets, and the messages of given keys between offsets."""
+"""Reading back what a test produced to Kafka (end offsets, the messages of given keys between offsets), and
+making the real broker refuse writes to a topic for a while."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
+from contracts.topics import BY_NAME
 from infra.topics import high_watermarks
+
+REFUSED_OVER_BYTES = 64  # smaller than any package or dead letter: the broker answers MSG_SIZE_TOO_LARGE
 
 Offsets = dict[int, int]
 
@@ -55,3 +62,34 @@ def read_keyed(bootstrap: str, topic: str, start: Offsets, end: Offsets, keys: s
     finally:
         consumer.close()
     return out
+
+
+def _set_max_message_bytes(admin: AdminClient, topic: str, value: int) -> None:
+    entry = ConfigEntry("max.message.bytes", str(value), incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[entry])
+    admin.incremental_alter_configs([resource])[resource].result(10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # the controller accepted it; wait until the broker applies it too
+        described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+        if next(iter(described.values())).result(10)["max.message.bytes"].value == str(value):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{topic}: max.message.bytes still not {value} after 15 s")
+
+
+@contextmanager
+def refusing_writes(bootstrap: str, topic: str) -> Iterator[None]:
+    """The real broker refuses every message to `topic` (its max.message.bytes lowered to 64) inside the block,
+    then takes them again with the limit `make up` set from contracts/topics.py.
+
+    A failure the broker itself reports, for tests of what a producer does with unacknowledged messages.
+    Integration tests run one at a time, so no other test's writes to `topic` are refused meanwhile.
+    """
+    limit = BY_NAME[topic].max_message_bytes
+    assert limit is not None, f"{topic} has no max.message.bytes of its own to restore"
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
+    _set_max_message_bytes(admin, topic, REFUSED_OVER_BYTES)
+    try:
+        yield
+    finally:
+        _set_max_message_bytes(admin, topic, limit)

@@ -1,4 +1,5 @@
-"""Fixtures of the integration tests: an app process of ours (the REST broker), one Spark session for all."""
+"""Fixtures of the integration tests: the running Kafka, an app process of ours (the REST broker), one Spark
+session for all."""
 
 from __future__ import annotations
 
@@ -6,11 +7,33 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka import Consumer, KafkaException
 from pyspark.sql import SparkSession
 
 from infra.rest_broker import Broker, running_broker
 from infra.settings import InfraSettings
 from jobs.spark_session import build_spark
+
+EDGE_TOPICS = ("edge.packages.v1", "edge.metadata.v1", "edge.deadletter.v1")
+
+
+@pytest.fixture(scope="session")
+def kafka(infra_settings: InfraSettings) -> str:
+    """The bootstrap of the running Kafka; fails (never skips) when it is down or lacks the edge topics."""
+    bootstrap = infra_settings.kafka_bootstrap
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "vigil-test-probe", "log_level": 0})
+    try:
+        topics, error = consumer.list_topics(timeout=10).topics, ""
+    except KafkaException as exc:
+        topics, error = {}, str(exc)
+    finally:
+        consumer.close()
+    if error:  # failed outside the except block, so the report is one line, not a chained traceback
+        pytest.fail(f"Kafka at {bootstrap} is unreachable ({error}); start the platform with `make up`", pytrace=False)
+    missing = [t for t in EDGE_TOPICS if t not in topics]
+    if missing:
+        pytest.fail(f"topics {missing} missing on {bootstrap}; `make up` creates them", pytrace=False)
+    return bootstrap
 
 
 @pytest.fixture(scope="session")

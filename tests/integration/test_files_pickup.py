@@ -1,4 +1,5 @@
-"""The file pickup against the real Kafka: exact packages and dead letters per pass, nothing again after a restart.
+"""The file pickup against the real Kafka: exact packages and dead letters per pass, nothing again after a restart,
+a file recorded only once the broker acknowledged all of it.
 
 Other producers may write to the same topics meanwhile, so the test uses fresh sensor
 UUIDs, a unique gateway id and unique file names, and counts only its own messages
@@ -12,42 +13,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from confluent_kafka import Consumer, KafkaException
 
 from connectors.files.pickup import Pickup
 from connectors.files.settings import FilesSettings
 from contracts import DeadLetter, EdgePackage, ReasonCode
 from contracts import avro as avro_codec
-from infra.settings import InfraSettings
 from tests.ftp_server import ftp_drop_folder
-from tests.kafka_keyed import ends, read_keyed
+from tests.kafka_keyed import ends, read_keyed, refusing_writes
 
 pytestmark = pytest.mark.integration
 
 PACKAGES, DEADLETTER = "edge.packages.v1", "edge.deadletter.v1"
-
-
-@pytest.fixture(scope="module")
-def kafka(infra_settings: InfraSettings) -> str:
-    """The bootstrap of the running Kafka; fails (never skips) when it is down or lacks the topics."""
-    bootstrap = infra_settings.kafka_bootstrap
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "vigil-test-probe", "log_level": 0})
-    try:
-        topics, error = consumer.list_topics(timeout=10).topics, ""
-    except KafkaException as exc:
-        topics, error = {}, str(exc)
-    finally:
-        consumer.close()
-    if error:
-        pytest.fail(f"Kafka at {bootstrap} is unreachable ({error}); start the platform with `make up`", pytrace=False)
-    missing = [t for t in (PACKAGES, DEADLETTER) if t not in topics]
-    if missing:
-        pytest.fail(f"topics {missing} missing on {bootstrap}; `make up` creates them", pytrace=False)
-    return bootstrap
 
 
 @pytest.fixture
@@ -145,7 +126,78 @@ def test_one_pass_sends_exactly_and_a_restart_sends_nothing(
     restarted.close()
     assert [(f.name, f.outcome) for f in again.files] == [(csv_name, "duplicate")]
     assert again.known == 1  # the FTP file, still on the server
+    done = sorted(p.name for p in settings.done_dir.iterdir())
+    assert len(done) == 3  # the copy is moved aside too, under a fresh name; FTP files stay on the server
+    assert {csv_name, parquet_name} <= set(done)
 
     after = {t: ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
     assert read_keyed(kafka, PACKAGES, middle[PACKAGES], after[PACKAGES], sensor_keys) == []
     assert read_keyed(kafka, DEADLETTER, middle[DEADLETTER], after[DEADLETTER], file_keys) == []
+
+
+def _settings(tmp_path: Path, kafka: str, gateway: str, **extra: Any) -> FilesSettings:
+    base = FilesSettings(data_dir=tmp_path / "data", samples_per_package=10, gateway_id=gateway, kafka_bootstrap=kafka)
+    return base.model_copy(update=extra)
+
+
+def test_unusable_file_is_rejected_whole_and_a_young_file_waits_one_pass(kafka: str, tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:8]
+    settings = _settings(tmp_path, kafka, f"files-it-{run}")
+    settings.inbox.mkdir(parents=True)
+    sensor = uuid.uuid4()
+    t0 = (int(time.time()) - 3600) * 1_000_000
+    broken, young = f"broken-{run}.parquet", f"young-{run}.csv"
+    (settings.inbox / broken).write_bytes(b"PAR1 garbage")
+    _age(settings.inbox / broken)
+    (settings.inbox / young).write_bytes(_csv([f"{t0 + i * 1000},{sensor},{i}" for i in range(3)]))  # mtime: now
+    before = {t: ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
+
+    pickup = Pickup(settings)
+    first = pickup.run_once()
+    second = pickup.run_once()  # young.csv unchanged since the last pass: settled now
+    pickup.close()
+
+    after = {t: ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
+    assert ([(f.name, f.outcome) for f in first.files], first.waiting) == ([(broken, "rejected")], 1)
+    assert [(f.name, f.outcome, f.packages) for f in second.files] == [(young, "ingested", 1)]
+    [(_, value)] = read_keyed(kafka, DEADLETTER, before[DEADLETTER], after[DEADLETTER], {broken.encode()})
+    letter = avro_codec.decode(DeadLetter, value)
+    assert (letter.reason, letter.stage, letter.field) == (ReasonCode.BAD_ROW, "files", "file")
+    assert (letter.original, letter.source_topic) == (b"PAR1 garbage", f"file:{broken}")
+    [(_, value)] = read_keyed(kafka, PACKAGES, before[PACKAGES], after[PACKAGES], {str(sensor).encode()})
+    assert EdgePackage.from_wire(value).gateway_id == settings.gateway_id
+    assert [p.name for p in settings.rejected_dir.iterdir()] == [broken]
+    assert [p.name for p in settings.done_dir.iterdir()] == [young]
+    assert list(settings.inbox.iterdir()) == []
+
+
+def test_file_the_broker_refused_is_not_recorded_and_goes_again_next_pass(kafka: str, tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:8]
+    settings = _settings(tmp_path, kafka, f"files-it-{run}", after="leave", delivery_timeout_s=10)
+    settings.inbox.mkdir(parents=True)
+    sensor = uuid.uuid4()
+    t0 = (int(time.time()) - 3600) * 1_000_000
+    name = f"refused-{run}.csv"
+    (settings.inbox / name).write_bytes(_csv([f"{t0 + i * 1000},{sensor},{i}" for i in range(15)]))
+    _age(settings.inbox / name)
+    keys = {str(sensor).encode()}
+    pickup = Pickup(settings)
+
+    with refusing_writes(kafka, PACKAGES):
+        before = ends(kafka, PACKAGES)
+        refused = pickup.run_once()
+        assert read_keyed(kafka, PACKAGES, before, ends(kafka, PACKAGES), keys) == []
+    [failed] = refused.files
+    assert (failed.name, failed.outcome) == (name, "failed")
+    assert "too large" in failed.detail
+    assert pickup.ledger.entries() == []
+
+    before = ends(kafka, PACKAGES)
+    retried = pickup.run_once()
+    assert [(f.name, f.outcome, f.packages) for f in retried.files] == [(name, "ingested", 2)]
+    assert len(read_keyed(kafka, PACKAGES, before, ends(kafka, PACKAGES), keys)) == 2
+    assert [e.name for e in pickup.ledger.entries()] == [name]
+    assert (settings.inbox / name).exists()  # after=leave
+    later = pickup.run_once()
+    assert (later.files, later.known) == ([], 1)  # unchanged listing: skipped without reading
+    pickup.close()

@@ -1,4 +1,5 @@
-"""The gateway simulator against the real Kafka: what the report says was sent is exactly what the topics hold.
+"""The gateway simulator against the real Kafka: what the report says was sent is exactly what the topics hold,
+and the send loop counts only what the broker acknowledged.
 
 Other producers may write to the same topics while this runs, so each test uses a
 fresh seed (fresh sensor UUIDs) and counts only messages keyed by its own sensors,
@@ -7,49 +8,33 @@ between the end offsets recorded before the run and those after it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Producer
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from connectors.gateway.cli import app
-from connectors.gateway.plant import PlantConfig, build_plant
-from connectors.gateway.report import SendReport
+from connectors.gateway.faults import FaultRates
+from connectors.gateway.plant import Plant, PlantConfig, build_plant, sensor_descriptions
+from connectors.gateway.producer import connect, producer_config, register_metadata, stream
+from connectors.gateway.report import SendReport, Tally
 from connectors.gateway.settings import GatewaySettings
+from connectors.gateway.simulate import emit
 from contracts import EdgePackage, SensorDescription
-from tests.kafka_keyed import ends, read_keyed
+from tests.kafka_keyed import ends, read_keyed, refusing_writes
 
 pytestmark = pytest.mark.integration
 
 PACKAGES, METADATA = "edge.packages.v1", "edge.metadata.v1"
-
-
-@pytest.fixture(scope="module")
-def kafka() -> str:
-    """The bootstrap of the running Kafka; fails (never skips) when it is down or lacks the topics."""
-    bootstrap = GatewaySettings().kafka_bootstrap
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "vigil-test-probe", "log_level": 0})
-    try:
-        topics = consumer.list_topics(timeout=10).topics
-    except KafkaException as exc:
-        topics, error = {}, str(exc)
-    else:
-        error = ""
-    finally:
-        consumer.close()
-    if error:  # failed outside the except block, so the report is one line, not a chained traceback
-        pytest.fail(f"Kafka at {bootstrap} is unreachable ({error}); start the platform with `make up`", pytrace=False)
-    missing = [t for t in (PACKAGES, METADATA) if t not in topics]
-    if missing:
-        pytest.fail(f"topics {missing} missing on {bootstrap}; `make up` creates them", pytrace=False)
-    return bootstrap
 
 
 def _run(args: list[str], report_path: Path) -> SendReport:
@@ -144,3 +129,58 @@ def test_replay_reconciles_with_the_packages_topic(kafka: str, tmp_path: Path) -
     parsed = [EdgePackage.from_wire(value) for _, value in packages]
     assert sum(len(p.samples.t) for p in parsed if p.samples) == 250
     assert {json.loads(value)["gateway_id"] for _, value in packages} == {"gw-replay"}
+
+
+# --- the send loop itself, on a fresh small plant whose metadata is registered first ----------------------
+
+
+def _registered_plant(kafka: str) -> tuple[Plant, set[bytes]]:
+    plant = build_plant(PlantConfig(seed=random.randrange(1_000_000, 2**31), gateways=1, machines_per_gateway=1))
+    producer = connect(GatewaySettings(), kafka)
+    register_metadata(producer, sensor_descriptions(plant, datetime.now(UTC)), Tally(), timeout_s=30)
+    return plant, {str(s.sensor_id).encode() for s in plant.sensors}
+
+
+def test_only_messages_the_broker_acknowledged_are_counted(kafka: str) -> None:
+    plant, keys = _registered_plant(kafka)
+    producer = connect(GatewaySettings(gateway_delivery_timeout_s=10), kafka)
+    messages = emit(plant, FaultRates())
+
+    refused = Tally()
+    with refusing_writes(kafka, PACKAGES):
+        before = ends(kafka, PACKAGES)
+        stopped = stream(producer, messages, refused, rate=None, duration=None, count=12, timeout_s=20)
+        after = ends(kafka, PACKAGES)
+    assert stopped == "count"
+    assert (refused.packages_total, refused.failed, len(refused.errors)) == (0, 12, 12)
+    assert all("too large" in error for error in refused.errors), refused.errors[:2]
+    assert read_keyed(kafka, PACKAGES, before, after, keys) == []
+
+    # The same producer, once the broker takes messages again: each of the next 12 counted once.
+    accepted = Tally()
+    before = ends(kafka, PACKAGES)
+    stream(producer, messages, accepted, rate=None, duration=None, count=12, timeout_s=20)
+    assert (accepted.packages_total, accepted.failed) == (12, 0)
+    assert len(read_keyed(kafka, PACKAGES, before, ends(kafka, PACKAGES), keys)) == 12
+
+
+def test_count_duration_or_the_last_message_ends_a_run(kafka: str) -> None:
+    plant, keys = _registered_plant(kafka)
+    # A local queue of two messages: the loop must wait for deliveries (BufferError) instead of failing.
+    producer = Producer({**producer_config(GatewaySettings(), kafka), "queue.buffering.max.messages": 2})
+    messages = emit(plant, FaultRates())
+    before = ends(kafka, PACKAGES)
+
+    by_count = Tally()
+    assert stream(producer, messages, by_count, rate=None, duration=None, count=7, timeout_s=20) == "count"
+    by_duration = Tally()
+    started = time.monotonic()
+    assert stream(producer, messages, by_duration, rate=20.0, duration=1.0, count=None, timeout_s=20) == "duration"
+    elapsed = time.monotonic() - started
+    by_end = Tally()
+    finite = itertools.islice(messages, 3)
+    assert stream(producer, finite, by_end, rate=None, duration=None, count=100, timeout_s=20) == "exhausted"
+
+    assert [t.packages_total for t in (by_count, by_duration, by_end)] == [7, 20, 3]
+    assert elapsed >= 19 / 20  # paced: the 20th message is due 0.95 s after the first, never sooner
+    assert len(read_keyed(kafka, PACKAGES, before, ends(kafka, PACKAGES), keys)) == 7 + 20 + 3

@@ -1,4 +1,7 @@
-"""File pickup: CSV/Parquet parsing with bad rows, the ledger, the settle rule, FTP, and whole passes (no Kafka)."""
+"""File pickup: CSV/Parquet parsing with bad rows, the ledger, the settle rule, the FTP source.
+
+Whole passes need the broker: tests/integration/test_files_pickup.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,14 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.files.cli import app
-from connectors.files.kafka import DEADLETTER_TOPIC, PACKAGES_TOPIC
 from connectors.files.ledger import Entry, Ledger
 from connectors.files.parse import FileError, layout_of, parse_file
-from connectors.files.pickup import Pickup
 from connectors.files.settings import FilesSettings
-from connectors.files.sources import FtpSource, Listing, LocalSource, Settle
-from contracts import DeadLetter, EdgePackage, ReasonCode
-from contracts import avro as avro_codec
+from connectors.files.sources import FtpSource, Listing, Settle
 from tests.ftp_server import ftp_drop_folder
 
 pytestmark = pytest.mark.unit
@@ -161,97 +159,6 @@ def test_settle_rule() -> None:
     assert Settle(seconds=0).ready("s", fresh, now=1000.0)
 
 
-# --- whole passes against a fake Kafka -----------------------------------------------------------------
-
-
-class FakeSink:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes]] = []
-        self.fail = False
-
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self.sent.append((topic, key, value))
-
-    def wait(self) -> list[str]:
-        return ["broker down"] if self.fail else []
-
-    def close(self) -> None:
-        pass
-
-    def of(self, topic: str) -> list[tuple[bytes | None, bytes]]:
-        return [(k, v) for t, k, v in self.sent if t == topic]
-
-
-def settings(tmp_path: Path, **extra: Any) -> FilesSettings:
-    return FilesSettings(data_dir=tmp_path / "data", samples_per_package=10, gateway_id="files-unit", **extra)
-
-
-def test_pass_ingests_rejects_bad_rows_records_and_skips_on_restart(tmp_path: Path) -> None:
-    config = settings(tmp_path)
-    inbox = config.inbox
-    drop(inbox, "a.csv", csv_text(A, 25, bad_line=f"{T0},{A},warm"))
-    pq.write_table(table(pa.array([T0, T0 + 1], pa.int64()), [str(B), str(B)], [1.0, 2.0]), inbox / "b.parquet")
-    os.utime(inbox / "b.parquet", (OLD, OLD))
-    drop(inbox, "broken.parquet", b"PAR1 garbage")
-    drop(inbox, "young.csv", csv_text(B, 1), mtime=time.time())
-    sink = FakeSink()
-
-    pickup = Pickup(config, sink=sink)
-    summary = pickup.run_once()
-
-    outcomes = {f.name: f.outcome for f in summary.files}
-    assert outcomes == {"a.csv": "ingested", "b.parquet": "ingested", "broken.parquet": "rejected"}
-    assert summary.waiting == 1
-    packages = [EdgePackage.from_wire(v) for _, v in sink.of(PACKAGES_TOPIC)]
-    assert len(packages) == 3 + 1  # 25 readings of A in packages of 10, 2 readings of B
-    assert {p.gateway_id for p in packages} == {"files-unit"}
-    assert [k for k, _ in sink.of(PACKAGES_TOPIC)] == [str(p.sensor_id).encode() for p in packages]
-    letters = [avro_codec.decode(DeadLetter, v) for _, v in sink.of(DEADLETTER_TOPIC)]
-    row, whole = letters
-    assert (row.reason, row.stage, row.field) == (ReasonCode.BAD_ROW, "files", "line 4")
-    assert "a.csv line 4" in row.detail
-    assert "not a number" in row.detail
-    assert row.original == f"{T0},{A},warm".encode()
-    assert (row.source_topic, row.source_partition, row.source_offset) == ("file:a.csv", -1, -1)
-    assert row.gateway_id == "files-unit"
-    assert (whole.field, whole.original, whole.source_topic) == ("file", b"PAR1 garbage", "file:broken.parquet")
-    assert sorted(p.name for p in config.done_dir.iterdir()) == ["a.csv", "b.parquet"]
-    assert [p.name for p in config.rejected_dir.iterdir()] == ["broken.parquet"]
-    assert [p.name for p in inbox.iterdir()] == ["young.csv"]
-
-    sink.sent.clear()
-    second = pickup.run_once()  # young.csv is unchanged since the last poll: ready now
-    assert [(f.name, f.outcome) for f in second.files] == [("young.csv", "ingested")]
-    pickup.close()
-
-    sink.sent.clear()
-    # The same bytes dropped again under the same name (new mtime, so read and hashed): a duplicate.
-    drop(inbox, "a.csv", csv_text(A, 25, bad_line=f"{T0},{A},warm"), mtime=OLD + 1)
-    restarted = Pickup(config, sink=sink)
-    assert [(f.name, f.outcome) for f in restarted.run_once().files] == [("a.csv", "duplicate")]
-    assert sink.sent == []
-    assert restarted.run_once().files == []
-    assert len(list(config.done_dir.iterdir())) == 4  # the copy was moved aside too, under a fresh name
-    assert {e.name for e in restarted.ledger.entries()} == {"a.csv", "b.parquet", "broken.parquet", "young.csv"}
-    restarted.close()
-
-
-def test_unacknowledged_file_is_not_recorded_and_retried(tmp_path: Path) -> None:
-    config = settings(tmp_path, after="leave")
-    drop(config.inbox, "a.csv", csv_text(A, 3))
-    sink = FakeSink()
-    sink.fail = True
-    pickup = Pickup(config, sink=sink)
-    assert [f.outcome for f in pickup.run_once().files] == ["failed"]
-    assert pickup.ledger.entries() == []
-    sink.fail = False
-    assert [f.outcome for f in pickup.run_once().files] == ["ingested"]
-    assert (config.inbox / "a.csv").exists()  # after=leave
-    summary = pickup.run_once()
-    assert (summary.files, summary.known) == ([], 1)  # unchanged listing: skipped without reading
-    pickup.close()
-
-
 # --- FTP ---------------------------------------------------------------------------------------------------
 
 
@@ -261,7 +168,7 @@ def ftp_root(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         yield served
 
 
-def test_ftp_listing_download_and_pass(ftp_root: tuple[Path, int], tmp_path: Path) -> None:
+def test_ftp_listing_and_download(ftp_root: tuple[Path, int], tmp_path: Path) -> None:
     folder, port = ftp_root
     body = csv_text(A, 12)
     drop(folder, "remote.csv", body)
@@ -278,15 +185,6 @@ def test_ftp_listing_download_and_pass(ftp_root: tuple[Path, int], tmp_path: Pat
     source.release(item, path)
     assert not path.exists()
     source.close()
-
-    sink = FakeSink()
-    config = settings(tmp_path)
-    pickup = Pickup(config, sink=sink, sources=[source, LocalSource(config.inbox, "move", config.done_dir, tmp_path)])
-    assert [(f.source, f.outcome) for f in pickup.run_once().files] == [(source.label, "ingested")]
-    assert len(sink.of(PACKAGES_TOPIC)) == 2
-    assert (folder / "remote.csv").exists()  # FTP files are left; the ledger remembers them
-    assert pickup.run_once().known == 1
-    pickup.close()
 
 
 def test_ledger_command_lists_processed_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,25 +1,23 @@
-"""Gateway send loop and report: stop conditions, pacing, and only acknowledged messages are counted.
+"""Gateway report and settings: the tally reconciles with what was generated, the run budget, the CLI.
 
-The send loop is exercised with an in-memory stand-in for the producer; the real
-broker is covered by tests/integration/test_gateway_kafka.py.
+The send loop (stop conditions, pacing, only acknowledged messages counted) needs the
+broker, so its tests are in tests/integration/test_gateway_kafka.py.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, Producer
 from typer.testing import CliRunner
 
 from connectors.gateway.cli import app
 from connectors.gateway.faults import FaultRates
 from connectors.gateway.plant import PlantConfig, build_plant
-from connectors.gateway.producer import GatewayError, budget, producer_config, stream
+from connectors.gateway.producer import GatewayError, budget, producer_config
 from connectors.gateway.report import Tally
 from connectors.gateway.settings import GatewaySettings
 from connectors.gateway.simulate import emit
@@ -27,102 +25,8 @@ from connectors.gateway.simulate import emit
 pytestmark = pytest.mark.unit
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class FakeProducer:
-    """Acknowledges on poll/flush like librdkafka; rejects every `fail_every`-th message; is full once."""
-
-    def __init__(self, clock: FakeClock, fail_every: int = 0) -> None:
-        self.clock = clock
-        self.fail_every = fail_every
-        self.pending: list[tuple[int, Callable[[KafkaError | None, Any], None]]] = []
-        self.produced: list[tuple[str, bytes, bytes]] = []
-        self.full_once = True
-
-    def produce(self, topic: str, key: bytes, value: bytes, on_delivery: Callable[..., None]) -> None:
-        if self.full_once and len(self.produced) == 3:
-            self.full_once = False
-            raise BufferError("queue full")
-        self.produced.append((topic, key, value))
-        self.pending.append((len(self.produced), on_delivery))
-
-    def _deliver(self) -> int:
-        served, self.pending = self.pending, []
-        for number, callback in served:
-            failed = self.fail_every and number % self.fail_every == 0
-            callback(KafkaError(KafkaError._MSG_TIMED_OUT) if failed else None, None)
-        return len(served)
-
-    def poll(self, timeout: float = 0) -> int:
-        self.clock.now += timeout
-        return self._deliver()
-
-    def flush(self, timeout: float = 0) -> int:
-        self._deliver()
-        return 0
-
-
 def _messages(rates: FaultRates | None = None) -> Any:
     return emit(build_plant(PlantConfig()), rates or FaultRates(), now_us=lambda: 0)
-
-
-def test_count_stops_and_only_acks_are_counted() -> None:
-    clock = FakeClock()
-    producer = FakeProducer(clock, fail_every=5)
-    tally = Tally()
-    stopped = stream(
-        cast(Producer, producer),
-        _messages(),
-        tally,
-        rate=None,
-        duration=None,
-        count=40,
-        timeout_s=1,
-        clock=clock,
-    )
-    assert stopped == "count"
-    assert len(producer.produced) == 40
-    assert tally.failed == 8
-    assert len(tally.errors) == 8
-    assert tally.packages_total == 32
-    assert all(topic == "edge.packages.v1" for topic, _, _ in producer.produced)
-
-
-def test_duration_and_rate_pace_the_run() -> None:
-    clock = FakeClock()
-    producer = FakeProducer(clock)
-    tally = Tally()
-    stopped = stream(
-        cast(Producer, producer),
-        _messages(),
-        tally,
-        rate=20.0,
-        duration=2.0,
-        count=None,
-        timeout_s=1,
-        clock=clock,
-    )
-    assert stopped == "duration"
-    assert len(producer.produced) == 40  # 20/s for 2 s
-    assert clock.now == pytest.approx(39 / 20, abs=0.06)
-
-
-def test_exhausted_iterator_ends_the_run() -> None:
-    clock = FakeClock()
-    producer = FakeProducer(clock)
-    tally = Tally()
-    finite = itertools.islice(_messages(), 7)
-    stopped = stream(
-        cast(Producer, producer), finite, tally, rate=None, duration=None, count=100, timeout_s=1, clock=clock
-    )
-    assert stopped == "exhausted"
-    assert tally.packages_total == 7
 
 
 def test_tally_reconciles_with_what_was_generated() -> None:
