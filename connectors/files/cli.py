@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from typing import Annotated
 
 import typer
@@ -14,6 +14,7 @@ from connectors.files.kafka import FilesError
 from connectors.files.ledger import Ledger
 from connectors.files.pickup import Pickup, Summary
 from connectors.files.settings import FilesSettings
+from infra.stop_signals import set_on_stop_signals
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 console = Console()
@@ -56,20 +57,32 @@ def run(
     poll_seconds: Annotated[float | None, typer.Option(min=0.1, help="Seconds between passes.")] = None,
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Poll the inbox (and FTP, if configured) every N seconds until Ctrl-C."""
+    """Poll the inbox (and FTP, if configured) every N seconds until Ctrl-C (or SIGTERM), which lets the file
+    being sent finish first; a second Ctrl-C aborts it."""
     settings = _settings(bootstrap)
     interval = poll_seconds or settings.poll_seconds
     pickup = _pickup(settings)
+    stopping = threading.Event()
+    set_on_stop_signals(stopping, second_ctrl_c_aborts=True)
     sources = ", ".join(s.label for s in pickup.sources)
-    logging.getLogger(__name__).info("watching %s every %.1f s; ledger %s", sources, interval, settings.ledger_file)
+    logging.getLogger(__name__).info(
+        "watching %s every %.1f s; ledger %s; Ctrl-C stops after the current file",
+        sources,
+        interval,
+        settings.ledger_file,
+    )
     try:
-        while True:
-            pickup.run_once()
-            time.sleep(interval)
+        while not stopping.is_set():
+            pickup.run_once(stopping)
+            stopping.wait(interval)
     except KeyboardInterrupt:
-        console.print("stopped")
+        # Aborted mid-file: whatever it sent of that file is sent again next run (its packages keep their ids,
+        # so the stream drops them as duplicates; its dead letters are repeated).
+        errors.print("[yellow]aborted: the current file is not recorded and goes again next run[/yellow]")
+        raise typer.Exit(130) from None
     finally:
         pickup.close()
+    console.print("stopped")
 
 
 @app.command()

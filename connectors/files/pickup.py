@@ -11,6 +11,7 @@ from __future__ import annotations
 import ftplib
 import hashlib
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -52,6 +53,7 @@ class Summary:
     files: list[FileResult] = field(default_factory=list)
     waiting: int = 0  # still being written (not settled)
     known: int = 0  # listing already in the ledger: skipped without reading
+    stopped: bool = False  # asked to stop: the pass ended after the file it was on; the rest waits for a later run
 
     def count(self, outcome: Outcome) -> int:
         return Counter(f.outcome for f in self.files)[outcome]
@@ -149,22 +151,30 @@ class Pickup:
         self.sink.close()
         self.ledger.close()
 
-    def run_once(self) -> Summary:
+    def run_once(self, stopping: threading.Event | None = None) -> Summary:
+        """One pass over every source. Once `stopping` is set, the pass finishes the file it is on (sent,
+        acknowledged, recorded) and takes no other: a file is never left half sent."""
         summary = Summary()
         for source in self.sources:
             try:
-                self._scan(source, summary)
+                self._scan(source, summary, stopping)
             except (OSError, EOFError, ftplib.Error) as exc:
                 log.error("source %s failed, retrying next pass: %s", source.label, exc)
             finally:
                 source.close()
         return summary
 
-    def _scan(self, source: Source, summary: Summary) -> None:
+    def _scan(self, source: Source, summary: Summary, stopping: threading.Event | None) -> None:
+        if summary.stopped:
+            return
         items = source.scan()
         self.settle.forget_missing(source.label, {i.name for i in items})
         now = self.clock()
         for item in items:
+            if stopping is not None and stopping.is_set():
+                log.info("stopping: %s and the files after it in %s wait for the next run", item.name, source.label)
+                summary.stopped = True
+                return
             if self.ledger.has_listing(source.label, item.name, item.size, item.mtime):
                 log.debug("skip %s from %s: already in the ledger", item.name, source.label)
                 summary.known += 1

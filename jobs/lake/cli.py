@@ -15,10 +15,10 @@ from rich.console import Console
 from infra import procs
 from infra.errors import InfraError
 from infra.settings import get_settings
+from infra.stop_signals import set_on_stop_signals
 from jobs.lake import supervisor
 from jobs.lake.settings import LakeSettings
 from jobs.lake.status import Supervision, fresh_status, read_status, status_path
-from jobs.lake.stop_signals import set_on_stop_signals
 
 NAME = "lake"
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)

@@ -27,10 +27,10 @@ from pyspark.sql import functions as F
 
 from contracts import Alert, AuditEvent, CleanReadingBatch, DeadLetter, FlaggedSamples
 from infra.settings import InfraSettings, get_settings
+from infra.stop_signals import set_on_stop_signals
 from jobs.lake import catalog, sinks, transforms, views
 from jobs.lake.settings import LakeSettings
 from jobs.lake.status import Supervision, status_path, write_status
-from jobs.lake.stop_signals import set_on_stop_signals
 from jobs.lake.tables import (
     BRONZE_AUDIT,
     BRONZE_DEADLETTER,

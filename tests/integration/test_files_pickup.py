@@ -9,8 +9,12 @@ between the end offsets recorded before a pass and those after it.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from connectors.files.ledger import Ledger
 from connectors.files.pickup import Pickup
 from connectors.files.settings import FilesSettings
 from contracts import DeadLetter, EdgePackage, ReasonCode
@@ -201,3 +206,54 @@ def test_file_the_broker_refused_is_not_recorded_and_goes_again_next_pass(kafka:
     later = pickup.run_once()
     assert (later.files, later.known) == ([], 1)  # unchanged listing: skipped without reading
     pickup.close()
+
+
+def test_ctrl_c_lets_the_file_being_sent_finish_and_leaves_the_rest(kafka: str, tmp_path: Path) -> None:
+    """`make files` stopped with Ctrl-C: every file is either sent whole and recorded, or untouched in the inbox."""
+    run = uuid.uuid4().hex[:8]
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    t0 = (int(time.time()) - 7200) * 1_000_000
+    sensors = {f"big-{run}-{k}.csv": uuid.uuid4() for k in range(5)}
+    for name, sensor in sensors.items():  # 100,000 readings each: a few tenths of a second per file here
+        (inbox / name).write_bytes(_csv([f"{t0 + i * 1000},{sensor},{i % 50}" for i in range(100_000)]))
+        _age(inbox / name)
+    env = {
+        **os.environ,
+        "VIGIL_FILES_DATA_DIR": str(tmp_path / "data"),
+        "VIGIL_FILES_WATCH_DIR": str(inbox),
+        "VIGIL_FILES_KAFKA_BOOTSTRAP": kafka,
+        "VIGIL_FILES_GATEWAY_ID": f"files-it-{run}",
+        "VIGIL_FILES_SAMPLES_PER_PACKAGE": "1000",
+    }
+    before = ends(kafka, PACKAGES)
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "connectors.files", "run", "--poll-seconds", "60"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stderr is not None
+    log = []
+    for line in child.stderr:  # bounded by the child: it exits at the end of its stderr at the latest
+        log.append(line)
+        if " picked " in line:
+            child.send_signal(signal.SIGINT)
+            break
+    out, rest = child.communicate(timeout=120)
+    log.append(rest)
+    assert child.returncode == 0, "".join(log)
+    assert "stopped" in out
+
+    settings = FilesSettings(data_dir=tmp_path / "data")
+    with Ledger(settings.ledger_file) as book:
+        recorded = {e.name for e in book.entries()}
+    left = {p.name for p in inbox.iterdir()}
+    assert recorded == {p.name for p in settings.done_dir.iterdir()}
+    assert (len(recorded) > 0, len(left) > 0) == (True, True), "".join(log)  # stopped within the pass
+    assert recorded | left == set(sensors)
+    keys = {str(s).encode(): name for name, s in sensors.items()}
+    sent = Counter(keys[k] for k, _ in read_keyed(kafka, PACKAGES, before, ends(kafka, PACKAGES), set(keys)))
+    assert sent == dict.fromkeys(recorded, 100)  # the files recorded were sent whole; the others not at all

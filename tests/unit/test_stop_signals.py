@@ -1,4 +1,5 @@
-"""A second SIGTERM right behind the first (what `make down` and the supervisor send a writer) stops it, never hangs.
+"""Stop signals: a second SIGTERM right behind the first (what `make down` and the supervisor send a writer) stops
+it, never hangs; a second Ctrl-C aborts the file pickup's current file when asked to.
 
 Real processes and real signals: each child waits on its event as the writer and the supervisor do.
 """
@@ -19,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # The writer's and the supervisor's loop: wait on the event in slices until a signal sets it.
 CHILD = """
 import sys, threading
-from jobs.lake.stop_signals import set_on_stop_signals
+from infra.stop_signals import set_on_stop_signals
 stopping = threading.Event()
 set_on_stop_signals(stopping)
 print("ready", flush=True)
@@ -52,3 +53,34 @@ def test_two_sigterms_back_to_back_always_stop_the_process() -> None:
         # back the default handlers while it shuts down, ends it then. It has stopped either way.
         assert out == "stopped\n"
     assert hung == 0, f"{hung} of 40 processes hung after two SIGTERMs"
+
+
+# The file pickup's loop: after the first Ctrl-C it still finishes its current file (here: 3 s of work).
+BUSY_CHILD = """
+import sys, threading, time
+from infra.stop_signals import set_on_stop_signals
+stopping = threading.Event()
+set_on_stop_signals(stopping, second_ctrl_c_aborts=sys.argv[1] == "aborts")
+print("ready", flush=True)
+stopping.wait(30)
+print("stopping", flush=True)
+try:
+    for _ in range(60):
+        time.sleep(0.05)
+except KeyboardInterrupt:
+    print("aborted", flush=True)
+    sys.exit(130)
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.parametrize(("mode", "last", "code"), [("aborts", "aborted", 130), ("finishes", "finished", 0)])
+def test_a_second_ctrl_c_aborts_only_when_asked_to(mode: str, last: str, code: int) -> None:
+    child = subprocess.Popen([sys.executable, "-c", BUSY_CHILD, mode], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    assert child.stdout.readline() == "ready\n"
+    child.send_signal(signal.SIGINT)
+    assert child.stdout.readline() == "stopping\n"
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=30)
+    assert (out, child.returncode) == (f"{last}\n", code)
