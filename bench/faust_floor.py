@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.workload import Workload
+from infra.procs import prune_logs
 from infra.settings import REPO_ROOT, InfraSettings
-from infra.streams_worker import delete_app_state, start_group_at
+from infra.streams_worker import KEEP_LOGS, delete_app_state, start_group_at
 
 PACKAGES: Final = "edge.packages.v1"
 TIMEOUT_S: Final = 300.0
@@ -51,6 +52,7 @@ def faust_floor(settings: InfraSettings, since: dict[int, int], count: int, deco
         command = [sys.executable, "-m", "bench.faust_floor", "worker", "--without-web", "--loglevel=warn"]
         log = settings.log_dir / f"{app_id}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        prune_logs(log.parent, f"vigil-bench-floor-{'?' * 8}.log", KEEP_LOGS)
         with log.open("wb") as sink:
             proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
             try:

@@ -37,6 +37,19 @@ def log_file(settings: InfraSettings, name: str) -> Path:
     return settings.log_dir / f"{name}.log"
 
 
+def prune_logs(log_dir: Path, pattern: str, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` - 1 logs matching `pattern` in `log_dir`, making room for one more.
+
+    Throw-away workers (the demo's, benchmarks', tests') write a log each under a fresh name; without this they
+    pile up in .data/logs over weeks of runs. Services' own logs have fixed names and never match.
+    """
+    logs = sorted(log_dir.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = logs[max(keep - 1, 0) :]
+    for old in removed:
+        old.unlink(missing_ok=True)
+    return removed
+
+
 def recorded(settings: InfraSettings) -> set[str]:
     """Names of every process with a PID file (services and apps), alive or not."""
     return {p.stem for p in settings.run_dir.glob("*.pid")}

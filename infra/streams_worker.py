@@ -17,8 +17,11 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from infra.procs import prune_logs
 from infra.settings import InfraSettings
 from infra.topics import high_watermarks
+
+KEEP_LOGS = 20  # per family of throw-away workers
 
 
 def free_port() -> int:
@@ -118,6 +121,8 @@ def stream_worker(
         # Another worker would emit its own copy of every output and spoil any count made here.
         raise RuntimeError(f"other stream workers are running against {settings.kafka_bootstrap}: {others}")
     log_dir.mkdir(parents=True, exist_ok=True)
+    family = app_id.rsplit("-", 1)[0]  # vigil-streams-it, vigil-bench: one log per run, the newest kept
+    prune_logs(log_dir, f"{family}-{'?' * 8}.log", KEEP_LOGS)
     worker = Worker(settings, app_id, log_dir / f"{app_id}.log", extra_env)
     try:
         worker.start()
