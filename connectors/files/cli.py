@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -39,6 +41,23 @@ def _pickup(settings: FilesSettings) -> Pickup:
         raise typer.Exit(2) from exc
 
 
+@contextmanager
+def _until_stopped(pickup: Pickup) -> Iterator[threading.Event]:
+    """An event Ctrl-C or SIGTERM sets (the pickup then finishes its current file); a second Ctrl-C aborts with
+    exit code 130. Closes the pickup on the way out."""
+    stopping = threading.Event()
+    set_on_stop_signals(stopping, second_ctrl_c_aborts=True)
+    try:
+        yield stopping
+    except KeyboardInterrupt:
+        # Aborted mid-file: what it sent of that file is sent again next run (its packages keep their ids, so
+        # the stream drops them as duplicates; its dead letters are repeated).
+        errors.print("[yellow]aborted: the current file is not recorded and goes again next run[/yellow]")
+        raise typer.Exit(130) from None
+    finally:
+        pickup.close()
+
+
 def render(summary: Summary) -> Table:
     table = Table("source", "file", "outcome", "packages", "readings", "bad rows", "detail", title="files this pass")
     for f in summary.files:
@@ -48,6 +67,7 @@ def render(summary: Summary) -> Table:
         f"duplicates {summary.count('duplicate')}, failed {summary.count('failed')}, "
         f"waiting {summary.waiting}, already in ledger {summary.known}; "
         f"{summary.packages} packages, {summary.bad_rows} bad rows"
+        + ("; stopped on request, the other files wait for the next run" if summary.stopped else "")
     )
     return table
 
@@ -62,8 +82,6 @@ def run(
     settings = _settings(bootstrap)
     interval = poll_seconds or settings.poll_seconds
     pickup = _pickup(settings)
-    stopping = threading.Event()
-    set_on_stop_signals(stopping, second_ctrl_c_aborts=True)
     sources = ", ".join(s.label for s in pickup.sources)
     logging.getLogger(__name__).info(
         "watching %s every %.1f s; ledger %s; Ctrl-C stops after the current file",
@@ -71,31 +89,25 @@ def run(
         interval,
         settings.ledger_file,
     )
-    try:
+    with _until_stopped(pickup) as stopping:
         while not stopping.is_set():
             pickup.run_once(stopping)
             stopping.wait(interval)
-    except KeyboardInterrupt:
-        # Aborted mid-file: whatever it sent of that file is sent again next run (its packages keep their ids,
-        # so the stream drops them as duplicates; its dead letters are repeated).
-        errors.print("[yellow]aborted: the current file is not recorded and goes again next run[/yellow]")
-        raise typer.Exit(130) from None
-    finally:
-        pickup.close()
     console.print("stopped")
 
 
 @app.command()
 def once(bootstrap: Bootstrap = None) -> None:
-    """One pass, then print a summary (exit 1 if a file could not be sent)."""
+    """One pass, then print a summary (exit 1 if a file could not be sent; Ctrl-C ends the pass after the
+    current file, exit 130)."""
     pickup = _pickup(_settings(bootstrap))
-    try:
-        summary = pickup.run_once()
-    finally:
-        pickup.close()
+    with _until_stopped(pickup) as stopping:
+        summary = pickup.run_once(stopping)
     console.print(render(summary))
     if summary.count("failed"):
         raise typer.Exit(1)
+    if summary.stopped:
+        raise typer.Exit(130)
 
 
 @app.command()

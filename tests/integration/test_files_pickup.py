@@ -208,8 +208,15 @@ def test_file_the_broker_refused_is_not_recorded_and_goes_again_next_pass(kafka:
     pickup.close()
 
 
-def test_ctrl_c_lets_the_file_being_sent_finish_and_leaves_the_rest(kafka: str, tmp_path: Path) -> None:
-    """`make files` stopped with Ctrl-C: every file is either sent whole and recorded, or untouched in the inbox."""
+@pytest.mark.parametrize(
+    ("command", "code", "says"),
+    [(["run", "--poll-seconds", "60"], 0, "stopped"), (["once"], 130, "stopped on request")],
+)
+def test_ctrl_c_lets_the_file_being_sent_finish_and_leaves_the_rest(
+    kafka: str, tmp_path: Path, command: list[str], code: int, says: str
+) -> None:
+    """`make files` (or `files-once`) stopped with Ctrl-C: every file is either sent whole and recorded, or
+    untouched in the inbox."""
     run = uuid.uuid4().hex[:8]
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -225,11 +232,12 @@ def test_ctrl_c_lets_the_file_being_sent_finish_and_leaves_the_rest(kafka: str, 
         "VIGIL_FILES_KAFKA_BOOTSTRAP": kafka,
         "VIGIL_FILES_GATEWAY_ID": f"files-it-{run}",
         "VIGIL_FILES_SAMPLES_PER_PACKAGE": "1000",
+        "COLUMNS": "250",  # one line of summary caption
     }
     before = ends(kafka, PACKAGES)
 
     child = subprocess.Popen(
-        [sys.executable, "-m", "connectors.files", "run", "--poll-seconds", "60"],
+        [sys.executable, "-m", "connectors.files", *command],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -244,8 +252,8 @@ def test_ctrl_c_lets_the_file_being_sent_finish_and_leaves_the_rest(kafka: str, 
             break
     out, rest = child.communicate(timeout=120)
     log.append(rest)
-    assert child.returncode == 0, "".join(log)
-    assert "stopped" in out
+    assert child.returncode == code, "".join(log)
+    assert says in out
 
     settings = FilesSettings(data_dir=tmp_path / "data")
     with Ledger(settings.ledger_file) as book:
