@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 import streams.app as streams_app
-from contracts import Alert, FlaggedSamples, QualityCode, ReasonCode
+from contracts import Alert, ClockSource, FlaggedSamples, QualityCode, ReasonCode
 from contracts import avro as avro_codec
 from streams.dedupe import SeenExpiry
 from tests.unit.streams_agents_harness import (
@@ -62,7 +62,10 @@ def test_known_sensor_package_becomes_one_clean_record(harness: Harness, unit: s
     assert flagged.quality == [QualityCode.NON_FINITE]
     assert math.isnan(flagged.v[0])
     assert flagged.t_raw_us == [json.loads(package)["samples"]["t"][9]]
-    assert flagged.t_us == [flagged.t_raw_us[0] + round(clean.clock_offset_ms * 1000)]
+    # The gateway's NTP offset (-12.5 ms in the example) is applied, whatever the send-to-append gap says.
+    assert (clean.clock_source, clean.clock_offset_ms) == (ClockSource.NTP, -12.5)
+    assert flagged.t_us == [json.loads(package)["samples"]["t"][9] - 12_500]
+    assert clean.t_us[0] == json.loads(package)["samples"]["t"][0] - 12_500
 
 
 def test_malformed_bytes_become_a_dead_letter_kept_byte_for_byte(harness: Harness) -> None:

@@ -30,7 +30,14 @@ def _reject(raw: bytes | None, **kwargs: object) -> Rejection:
 
 
 def test_valid_package_passes() -> None:
-    assert isinstance(validate(EXAMPLE.read_bytes(), RECEIVED), EdgePackage)
+    package = validate(EXAMPLE.read_bytes(), RECEIVED)
+    assert isinstance(package, EdgePackage)
+    document = json.loads(EXAMPLE.read_bytes())
+    assert (str(package.package_id), str(package.sensor_id)) == (document["package_id"], document["sensor_id"])
+    assert (package.gateway_id, package.clock_offset_ms) == ("gw-plant-a-01", -12.5)
+    assert package.samples is not None
+    assert list(package.samples.t) == document["samples"]["t"]
+    assert package.samples.v[:2] == [20.0, 20.164]
 
 
 @pytest.mark.parametrize(
