@@ -82,6 +82,36 @@ def end_offsets(settings: InfraSettings, topics: tuple[str, ...] = INPUTS) -> Of
         consumer.close()
 
 
+def wait_drained(settings: InfraSettings, app_id: str, timeout_s: float = 180.0) -> None:
+    """Wait until worker group `app_id` has committed every input partition up to its end (the inputs and the
+    worker's own clock-report topic, ends re-read each round).
+
+    Faust commits an offset only after the producer has flushed everything the event sent (at-least-once), so
+    from then on each output of those inputs is in its topic: a test may read the outputs to their end.
+    """
+    topics = (*INPUTS, f"{app_id}-clock-reports")
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": app_id, "enable.auto.commit": False, "log_level": 4}
+    )
+    behind: list[str] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ends = {(t, p): end for t in topics for p, end in high_watermarks(consumer, t).items()}
+            committed = consumer.committed([TopicPartition(t, p) for t, p in ends], timeout=10)
+            behind = [
+                f"{tp.topic}[{tp.partition}] at {tp.offset} of {ends[(tp.topic, tp.partition)]}"
+                for tp in committed
+                if ends[(tp.topic, tp.partition)] > 0 and tp.offset < ends[(tp.topic, tp.partition)]
+            ]
+            if not behind:
+                return
+            time.sleep(1.0)
+    finally:
+        consumer.close()
+    raise RuntimeError(f"stream worker {app_id} still behind after {timeout_s:.0f} s: {behind[:6]}")
+
+
 def start_group_at(settings: InfraSettings, group: str, offsets: Offsets) -> None:
     """Commit `offsets` for `group` before its worker first joins.
 

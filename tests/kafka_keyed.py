@@ -34,8 +34,10 @@ def ends(bootstrap: str, topic: str) -> Offsets:
         consumer.close()
 
 
-def read_keyed(bootstrap: str, topic: str, start: Offsets, end: Offsets, keys: set[bytes]) -> list[tuple[bytes, bytes]]:
-    """(key, value) of every message in [start, end) per partition whose key is one of `keys`.
+def read_keyed(
+    bootstrap: str, topic: str, start: Offsets, end: Offsets, keys: set[bytes] | None
+) -> list[tuple[bytes, bytes]]:
+    """(key, value) of every message in [start, end) per partition whose key is one of `keys` (None: every one).
 
     Also checks each one sits on the partition Java's murmur2 gives its key: the stream
     joins packages with metadata per partition (contracts/topics.py).
@@ -53,7 +55,9 @@ def read_keyed(bootstrap: str, topic: str, start: Offsets, end: Offsets, keys: s
                 assert partition is not None
                 assert offset is not None
                 if partition in wanted and offset < wanted[partition]:
-                    if key is not None and key in keys:
+                    if keys is None:
+                        out.append((key or b"", message.value() or b""))
+                    elif key is not None and key in keys:
                         assert partition == (murmur2(key) & 0x7FFFFFFF) % len(end), f"{topic}: {key!r} misplaced"
                         out.append((key, message.value() or b""))
                     if offset + 1 >= wanted[partition]:

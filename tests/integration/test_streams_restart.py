@@ -13,8 +13,8 @@ import pytest
 
 from contracts import CleanReadingBatch, DeadLetter
 from infra.settings import InfraSettings
-from infra.streams_worker import Worker, end_offsets, stream_worker
-from tests.integration.test_streams_pipeline import _clean_of, _collect, _package, _producer, _sensor
+from infra.streams_worker import Worker, end_offsets, stream_worker, wait_drained
+from tests.integration.test_streams_pipeline import _collect, _everything, _package, _producer, _sensor
 from tests.kafka_keyed import ends
 
 pytestmark = pytest.mark.integration
@@ -67,20 +67,19 @@ def test_kill_9_mid_stream_loses_nothing(platform: InfraSettings, tmp_path: Path
         second.env = first.env
         second.start()
         try:
-            clean = [c for c in _clean_of(platform, since, ids) if str(c.package_id) in ids]
-            dead = [
-                d
-                for d in _collect(
-                    platform,
-                    "edge.deadletter.v1",
-                    since,
-                    DeadLetter,
-                    lambda got: sum(str(d.package_id) in ids for d in got) >= RESENT,
-                )
-                if str(d.package_id) in ids
-            ]
+            wait_drained(platform, first.app_id)  # every input committed, so every output is in its topic
+            until = {topic: ends(platform.kafka_bootstrap, topic) for topic in since}
         finally:
             second.stop()
+    # Read to the end, not until the first copy of each: a late second copy would count.
+    clean = [
+        c
+        for c in _everything(platform, "readings.clean.v1", since, until, CleanReadingBatch)
+        if str(c.package_id) in ids
+    ]
+    dead = [
+        d for d in _everything(platform, "edge.deadletter.v1", since, until, DeadLetter) if str(d.package_id) in ids
+    ]
 
     per_id = Counter(str(c.package_id) for c in clean)
     assert set(per_id) == ids, f"lost {len(ids - set(per_id))} packages"

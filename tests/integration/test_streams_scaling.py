@@ -13,24 +13,16 @@ import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka.admin import AdminClient
 
-from contracts import Alert
+from contracts import Alert, CleanReadingBatch
 from infra.settings import InfraSettings
-from infra.streams_worker import Worker, end_offsets, stream_worker
+from infra.streams_worker import Worker, end_offsets, stream_worker, wait_drained
 from tests.integration.test_streams_limits import _gauge
-from tests.integration.test_streams_pipeline import (
-    TIMEOUT_S,
-    _clean_of,
-    _collect,
-    _package,
-    _producer,
-    _sensor,
-)
+from tests.integration.test_streams_pipeline import TIMEOUT_S, _everything, _package, _producer, _sensor
 from tests.kafka_keyed import ends
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 6
 ROUNDS = 5  # packages per sensor
-SETTLE_S = 5.0  # after the last clean record: time for a second worker's duplicate alert to show up
 
 
 def _sensors_on_every_partition() -> list[uuid.UUID]:
@@ -83,12 +75,11 @@ def test_two_workers_process_everything_and_open_one_clock_skew_episode(
         for package in packages:
             producer.produce("edge.packages.v1", key=str(package.sensor_id).encode(), value=package.to_wire())
         assert producer.flush(30) == 0
-        clean = _clean_of(platform, since, ours)
-        time.sleep(SETTLE_S)
-        until = ends(platform.kafka_bootstrap, "alerts.v1")
-        total = sum(until[p] - since["alerts.v1"][p] for p in until)
-        alerts = _collect(platform, "alerts.v1", since, Alert, lambda got: len(got) >= total)
+        wait_drained(platform, first.app_id)  # both workers committed every input: all outputs are in
+        until = {topic: ends(platform.kafka_bootstrap, topic) for topic in since}
         handled = [_packages_in(w) for w in (first, second)]
+    clean = _everything(platform, "readings.clean.v1", since, until, CleanReadingBatch)
+    alerts = _everything(platform, "alerts.v1", since, until, Alert)
 
     assert {str(c.package_id) for c in clean} >= ours
     assert all(n > 0 for n in handled), f"one worker processed nothing: {handled}"
