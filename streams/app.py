@@ -36,9 +36,10 @@ from streams.alerts import Episode, Subject, evaluate_clock, load_rules
 from streams.changelogs import CHANGELOG_CONFIG, INTERNAL_CONFIG, ensure_app_topics
 from streams.clock_reports import ClockReport, ReportGate
 from streams.dedupe import SeenExpiry
+from streams.deliveries import watch
 from streams.enrich import UnknownUnitError, profile
 from streams.errors import Rejection
-from streams.faust_fixes import resume_without_dropping
+from streams.faust_fixes import resume_without_dropping, settle_deliveries_before_commit
 from streams.pipeline import Source, process
 from streams.settings import StreamSettings
 from streams.state import (
@@ -78,6 +79,7 @@ app = faust.App(
 
 
 resume_without_dropping(app.flow_control)  # streams/faust_fixes.py
+settle_deliveries_before_commit(app.transport.Consumer)  # with _send below: a failed send is never committed
 
 _RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 packages_topic = app.topic("edge.packages.v1", **_RAW)
@@ -121,6 +123,13 @@ def _on_revoked(_app: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
     expiry.forget()
 
 
+async def _send(topic: faust.TopicT, *, key: bytes | None, value: bytes, headers: Any = None) -> Delivery:
+    """`topic.send`, its delivery watched: a failure ends the worker before the commit (streams/deliveries.py)."""
+    delivery = await topic.send(key=key, value=value, headers=headers)
+    watch(delivery, topic.get_topic_name())
+    return delivery
+
+
 def _source(event: EventT[bytes]) -> Source:
     message = event.message
     return Source(message.topic, message.partition, message.offset, datetime.fromtimestamp(message.timestamp, tz=UTC))
@@ -148,7 +157,7 @@ async def _reject(
         package_id=package.package_id if package else None,
         gateway_id=package.gateway_id if package else None,
     )
-    delivery = await deadletter_topic.send(key=key, value=avro_codec.encode(record))
+    delivery = await _send(deadletter_topic, key=key, value=avro_codec.encode(record))
     metrics.DEAD_LETTERS.labels(rejection.reason.value).inc()
     metrics.MESSAGES_OUT.labels(deadletter_topic.get_topic_name()).inc()
     return delivery
@@ -177,7 +186,9 @@ async def _report_clock(key: str, package: EdgePackage, offset_ms: float) -> Non
     rule = rules.clock_skew
     if rule.enabled and clock_gate.due(key, abs(offset_ms) > rule.max_abs_offset_ms, time.monotonic()):
         window = (round(package.window.start.timestamp() * 1e6), round(package.window.end.timestamp() * 1e6))
-        await clock_reports_topic.send(key=package.gateway_id.encode(), value=ClockReport(offset_ms, window).to_bytes())
+        await _send(
+            clock_reports_topic, key=package.gateway_id.encode(), value=ClockReport(offset_ms, window).to_bytes()
+        )
 
 
 async def handle_clock_report(event: EventT[bytes]) -> None:
@@ -192,7 +203,7 @@ async def handle_clock_report(event: EventT[bytes]) -> None:
     if after != episode:
         clock_episodes[gateway] = asdict(after)
     if alert is not None:
-        await alerts_topic.send(key=alert.asset_id.encode(), value=avro_codec.encode(alert))
+        await _send(alerts_topic, key=alert.asset_id.encode(), value=avro_codec.encode(alert))
         metrics.ALERTS.labels(alert.rule, alert.state.value).inc()
 
 
@@ -222,16 +233,16 @@ async def _process(package: EdgePackage, meta_json: str, source: Source) -> list
         now=datetime.now(UTC),
     )
     sensor_states.put(key, result.state, now=bool(result.alerts))
-    deliveries = [await clean_topic.send(key=key.encode(), value=result.encode_clean())]
+    deliveries = [await _send(clean_topic, key=key.encode(), value=result.encode_clean())]
     metrics.MESSAGES_OUT.labels(clean_topic.get_topic_name()).inc()
     if (flagged := result.encode_flagged()) is not None:
-        deliveries.append(await flagged_topic.send(key=key.encode(), value=flagged))
+        deliveries.append(await _send(flagged_topic, key=key.encode(), value=flagged))
         metrics.MESSAGES_OUT.labels(flagged_topic.get_topic_name()).inc()
     for code, count in result.quality_counts.items():
         metrics.SAMPLES.labels(code).inc(count)
     metrics.MISSING.inc(result.clean_fields["missing_samples"])
     for alert in result.alerts:
-        deliveries.append(await alerts_topic.send(key=alert.asset_id.encode(), value=avro_codec.encode(alert)))
+        deliveries.append(await _send(alerts_topic, key=alert.asset_id.encode(), value=avro_codec.encode(alert)))
         metrics.ALERTS.labels(alert.rule, alert.state.value).inc()
     metrics.STAGE_SECONDS.labels("process").observe(time.perf_counter() - started)
     return deliveries
@@ -334,7 +345,7 @@ def _forget(package: EdgePackage) -> None:
 
 
 async def _park(event: EventT[bytes], source: Source) -> None:
-    await parked_topic.send(key=event.message.key, value=event.message.value, headers=parking.headers(source))
+    await _send(parked_topic, key=event.message.key, value=event.message.value or b"", headers=parking.headers(source))
     metrics.PARKED.inc()
     metrics.MESSAGES_OUT.labels(parked_topic.get_topic_name()).inc()
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 import streams.app as streams_app
+import streams.deliveries
 from contracts import Alert, ClockSource, FlaggedSamples, QualityCode, ReasonCode
 from contracts import avro as avro_codec
 from streams.dedupe import SeenExpiry
@@ -263,3 +264,32 @@ def test_a_resume_of_an_active_flow_keeps_the_queued_events() -> None:
                 flow.suspend()
 
     assert asyncio.run(scenario()) == [0, 1]
+
+
+def test_a_send_the_broker_fails_ends_the_worker_before_the_commit(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real exit_before_commit ends the process (os._exit): observed here instead.
+    exits: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        streams.deliveries, "exit_before_commit", lambda topic, error: exits.append((topic, str(error)))
+    )
+    harness.hold_deliveries = True
+
+    async def scenario() -> None:
+        async with streams_app.metadata_agent.test_context() as metadata:
+            await harness.deliver(metadata, _sensor(), key=EXAMPLE_SENSOR_ID.encode())
+        async with streams_app.packages_agent.test_context() as packages:
+            await harness.deliver(packages, _package(), key=EXAMPLE_SENSOR_ID.encode())
+        topics = [s.topic for s in harness.sent]
+        for topic, delivery in zip(topics, harness.deliveries, strict=True):
+            if topic == "clean_topic":
+                delivery.set_exception(RuntimeError("MessageSizeTooLargeError"))
+            else:
+                delivery.set_result(None)
+        await asyncio.sleep(0)  # the done-callbacks run
+
+    asyncio.run(scenario())
+
+    assert "flagged_topic" in [s.topic for s in harness.sent]  # acknowledged sends end nothing
+    assert exits == [("readings.clean.v1", "MessageSizeTooLargeError")]
