@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 from uuid import UUID
 
 from pydantic import Field, JsonValue, model_serializer, model_validator
@@ -11,6 +11,8 @@ from pydantic_core import PydanticCustomError
 
 from contracts._base import AssetId, Contract, UtcDatetime
 from contracts.jsonld import CONTEXT_V1
+
+MAX_SAMPLING_RATE_HZ: Final = 1_000_000.0
 
 LanguageTag = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 Labels = dict[LanguageTag, Annotated[str, Field(min_length=1, max_length=200)]]
@@ -88,7 +90,8 @@ class SensorDescription(Contract):
     label: Labels = Field(min_length=1)
     quantity: Quantity
     unit: str = Field(pattern=r"^[A-Za-z0-9/%.*^_-]{1,32}$", description="unit code, e.g. degC, m/s2, A, bar")
-    sampling_rate_hz: float = Field(gt=0, allow_inf_nan=False)
+    # 1 MHz is beyond any sensor a gateway packages; an unbounded rate overflowed the gap count (streams/quality.py).
+    sampling_rate_hz: float = Field(gt=0, le=MAX_SAMPLING_RATE_HZ, allow_inf_nan=False)
     range: MeasurementRange
     thresholds: Thresholds | None = None
     context: SensorContext
@@ -108,7 +111,8 @@ class SensorDescription(Contract):
 
     @model_validator(mode="after")
     def _names_vigil_context(self) -> Self:
-        first = self.jsonld_context if isinstance(self.jsonld_context, str) else self.jsonld_context[0]
+        context = self.jsonld_context
+        first = context if isinstance(context, str) else (context[0] if context else None)  # [] names nothing
         if first != CONTEXT_V1:
             raise PydanticCustomError("unknown_context", "@context must start with {url}", {"url": CONTEXT_V1})
         return self

@@ -56,13 +56,16 @@ def validate(
         # orjson refuses NaN/Infinity tokens, which json.loads reads (and the contract then rejects as
         # non_finite_value); only this rare path pays for the slower parser, which also words the error.
         try:
-            document = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            # Decoded first: json.loads on bytes would also take UTF-16/32, which the contract (UTF-8) does not.
+            document = json.loads(raw.decode("utf-8"))
+        except RecursionError:
+            return Rejection(ReasonCode.MALFORMED_JSON, "JSON nested too deeply")
+        except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError (a BOM too), an int of > 4300 digits
             return Rejection(ReasonCode.MALFORMED_JSON, f"not UTF-8 JSON: {exc}")
     if not isinstance(document, dict):
         return Rejection(ReasonCode.MALFORMED_JSON, f"expected a JSON object, got {type(document).__name__}")
     context = document.get("@context")
-    if context not in KNOWN_CONTEXTS:
+    if not isinstance(context, str) or context not in KNOWN_CONTEXTS:  # a JSON-LD array is not one we ship
         return Rejection(
             ReasonCode.UNKNOWN_CONTEXT, f"@context {context!r} is not a known Vigil context ({CONTEXT_V1})", "@context"
         )
@@ -74,6 +77,8 @@ def validate(
         if reason is ReasonCode.SCHEMA_VIOLATION and _has_nan(document):
             reason = ReasonCode.NON_FINITE_VALUE
         return Rejection(reason, first["msg"], _field(first["loc"]))
+    except (OverflowError, ValueError, RecursionError) as exc:  # raised past pydantic by a validator's arithmetic
+        return Rejection(ReasonCode.SCHEMA_VIOLATION, f"value out of range: {exc}")
     return _check_future(package, received_at, future_tolerance)
 
 
@@ -86,7 +91,10 @@ def _has_nan(document: dict[str, Any]) -> bool:
 def _check_future(package: EdgePackage, received_at: datetime, tolerance: timedelta) -> EdgePackage | Rejection:
     offset = timedelta(milliseconds=package.clock_offset_ms or 0.0)
     limit = received_at + tolerance
-    latest = max(package.sent_at, package.window.end) + offset
+    try:
+        latest = max(package.sent_at, package.window.end) + offset
+    except OverflowError:  # past year 9999 once corrected: hardly a time this platform can store
+        return Rejection(ReasonCode.FUTURE_TIMESTAMP, "package times lie beyond year 9999 once corrected", "sent_at")
     if latest > limit:
         ahead = (latest - received_at).total_seconds()
         return Rejection(

@@ -67,6 +67,44 @@ def test_bad_input_gets_its_reason(raw: bytes | None, reason: ReasonCode) -> Non
     assert _reject(raw).reason is reason
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason", "says"),
+    [
+        pytest.param(b'{"a":' * 3000 + b"1" + b"}" * 3000, ReasonCode.MALFORMED_JSON, "nested too deeply", id="deep"),
+        pytest.param(b'{"a": 1' + b"1" * 5000 + b"}", ReasonCode.MALFORMED_JSON, "4300 digits", id="huge-int"),
+        pytest.param(json.dumps(DOC).encode("utf-16"), ReasonCode.MALFORMED_JSON, "'utf-8' codec", id="utf-16"),
+        pytest.param(b"\xef\xbb\xbf" + json.dumps(DOC).encode(), ReasonCode.MALFORMED_JSON, "BOM", id="bom"),
+        pytest.param(
+            _bytes({**DOC, "@context": [DOC["@context"]]}), ReasonCode.UNKNOWN_CONTEXT, "not a known", id="ctx-array"
+        ),
+        pytest.param(
+            _bytes({**DOC, "sent_at": "0001-01-01T00:00:00+01:00"}),
+            ReasonCode.SCHEMA_VIOLATION,
+            "out of range",
+            id="year-0",
+        ),
+        pytest.param(
+            _bytes({**DOC, "sent_at": "9999-12-31T23:59:59-05:00"}),
+            ReasonCode.SCHEMA_VIOLATION,
+            "out of range",
+            id="year-10000",
+        ),
+        pytest.param(
+            _bytes({**DOC, "samples": {"t": [2**64 + i for i in range(10)], "v": DOC["samples"]["v"]}}),
+            ReasonCode.SCHEMA_VIOLATION,
+            "integer",
+            id="t-past-int64",
+        ),
+    ],
+)
+def test_input_that_used_to_raise_is_rejected_with_its_reason(raw: bytes, reason: ReasonCode, says: str) -> None:
+    # Each of these raised out of validate() (RecursionError, ValueError, TypeError, OverflowError), which the
+    # agent turned into a processing_error dead letter; UTF-16 and the BOM were accepted.
+    rejection = _reject(raw)
+    assert rejection.reason is reason
+    assert says in rejection.detail
+
+
 def test_schema_violation_names_the_field() -> None:
     rejection = _reject(_bytes({**DOC, "gateway_id": "gw with spaces"}))
     assert (rejection.reason, rejection.field) == (ReasonCode.SCHEMA_VIOLATION, "gateway_id")
