@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import MAX_INPUT_BYTES
@@ -14,7 +15,11 @@ from streams.alerts import DEFAULT_RULES
 class StreamSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_", frozen=True, extra="ignore")
 
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Unset, the bootstrap is where `make up` runs Kafka: VIGIL_HOST and VIGIL_KAFKA_PORT, as infra/settings.py reads
+    # them (not imported: the worker is deployed without infra/). A fixed default ignored a moved port.
+    host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_bootstrap: str = Field(default="", description="default: VIGIL_HOST:VIGIL_KAFKA_PORT")
     streams_app_id: str = Field(default="vigil-streams", description="consumer group and changelog prefix")
     streams_rules: Path = Field(default=DEFAULT_RULES, description="alert rules file")
     streams_metrics_host: str = "127.0.0.1"
@@ -42,6 +47,12 @@ class StreamSettings(BaseSettings):
         description="per partition: how often a gateway's offset goes to the clock-skew rule (at once on a breach)",
     )
     data_dir: Path = Field(default=Path(__file__).resolve().parent.parent / ".data", description="VIGIL_DATA_DIR")
+
+    @model_validator(mode="after")
+    def _bootstrap_of_the_local_kafka(self) -> Self:
+        if not self.kafka_bootstrap:
+            object.__setattr__(self, "kafka_bootstrap", f"{self.host}:{self.kafka_port}")  # frozen: set once here
+        return self
 
     @property
     def streams_dir(self) -> Path:

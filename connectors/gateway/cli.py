@@ -36,7 +36,10 @@ OffsetMs = Annotated[float, typer.Option(min=0, help="Largest clock offset of a 
 DriftPpm = Annotated[float, typer.Option(min=0, help="Largest clock drift of a skewed gateway, ppm.")]
 Fahrenheit = Annotated[bool, typer.Option(help="Let one temperature sensor report in degF.")]
 Bootstrap = Annotated[
-    str | None, typer.Option(help="Kafka bootstrap servers.", show_default="$VIGIL_KAFKA_BOOTSTRAP or 127.0.0.1:9092")
+    str | None,
+    typer.Option(
+        help="Kafka bootstrap servers.", show_default="$VIGIL_KAFKA_BOOTSTRAP or $VIGIL_HOST:$VIGIL_KAFKA_PORT"
+    ),
 ]
 JsonOut = Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON to this file.")]
 Rate = Annotated[float, typer.Option(min=0, help="Target package messages per second (0 = as fast as possible).")]

@@ -7,11 +7,14 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.settings import InfraSettings
+
 
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_", frozen=True, extra="ignore")
 
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Unset: where `make up` runs Kafka (VIGIL_HOST, VIGIL_KAFKA_PORT); a fixed default ignored a moved port.
+    kafka_bootstrap: str = Field(default_factory=lambda: InfraSettings().kafka_bootstrap)
     gateway_client_id: str = "vigil-gateway"
     # lz4: cheap on a gateway's CPU and ~3x on these JSON packages (digits compress well).
     gateway_compression: Literal["lz4", "zstd", "snappy", "gzip", "none"] = "lz4"
