@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 from pyspark.sql import functions as F
 
 from contracts import Alert, AlertSource, AlertState, Severity
@@ -192,8 +192,19 @@ def _alert(m: MachineScore, alert_id: uuid.UUID, day: date, nightly: NightlySett
 
 
 def _send(infra: InfraSettings, alerts: list[Alert]) -> None:
-    producer = Producer({"bootstrap.servers": infra.kafka_bootstrap, "acks": "all", "enable.idempotence": True})
+    # murmur2, as the stream worker partitions alerts.v1: an asset's alerts share a partition, whoever raised them.
+    config = {"bootstrap.servers": infra.kafka_bootstrap, "acks": "all", "enable.idempotence": True}
+    producer = Producer({**config, "partitioner": "murmur2_random"})
+    failures: list[str] = []
+
+    def done(err: KafkaError | None, _record: Message) -> None:
+        # A message the broker refused leaves the queue too: flush() returning 0 does not mean it was written.
+        if err is not None:
+            failures.append(str(err))
+
     for alert in alerts:
-        producer.produce("alerts.v1", key=alert.asset_id.encode(), value=avro_codec.encode(alert))
+        producer.produce("alerts.v1", key=alert.asset_id.encode(), value=avro_codec.encode(alert), on_delivery=done)
     if producer.flush(30) != 0:
         raise RuntimeError("health alerts were not acknowledged by Kafka within 30 s")
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(alerts)} health alerts refused by Kafka: {failures[:3]}")

@@ -10,20 +10,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
+from contracts import Alert
 from infra import minio
 from infra.settings import InfraSettings
 from jobs.lake import sinks
 from jobs.lake.tables import BRONZE_FLAGGED_SAMPLES, BUCKET, SILVER_PACKAGES, SILVER_READINGS, Table
 from jobs.nightly.ledger import CHECKS, ledger_rows
 from jobs.nightly.maintenance import maintain
+from jobs.nightly.run import _send as send_health_alerts
+from tests.kafka_keyed import ends, read_keyed, refusing_writes
 
 pytestmark = pytest.mark.integration
+ALERT_EXAMPLE = Path(__file__).resolve().parents[2] / "contracts" / "examples" / "alert.json"
 DAY = date(2001, 2, 3)
 COLUMNS = ("topic", "table_name", "kafka_messages", "table_rows", "difference", "status", "note", "date")
 
@@ -151,3 +156,15 @@ def test_maintenance_compacts_the_day_and_deletes_rows_past_retention(
     prefix = path.removeprefix(f"s3a://{BUCKET}/")
     stored = [o.object_name for o in minio.client(platform).list_objects(BUCKET, prefix=f"{prefix}/", recursive=True)]
     assert sum(name.endswith(".parquet") and f"received_date={DAY.isoformat()}" in name for name in stored) == 4
+
+
+def test_a_health_alert_the_broker_refuses_fails_the_run(platform: InfraSettings) -> None:
+    # The run records alert_raised only after _send returns: a refused alert must raise, so the re-run sends it.
+    alert = Alert.model_validate_json(ALERT_EXAMPLE.read_bytes())
+    alert = alert.model_copy(update={"alert_id": uuid.uuid4(), "asset_id": f"it-nightly-{uuid.uuid4().hex[:6]}"})
+    with refusing_writes(platform.kafka_bootstrap, "alerts.v1"), pytest.raises(RuntimeError, match="1 of 1 health"):
+        send_health_alerts(platform, [alert])
+    before = ends(platform.kafka_bootstrap, "alerts.v1")
+    send_health_alerts(platform, [alert])  # taken again: sent
+    after = ends(platform.kafka_bootstrap, "alerts.v1")
+    assert len(read_keyed(platform.kafka_bootstrap, "alerts.v1", before, after, {alert.asset_id.encode()})) == 1
