@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from infra.settings import REPO_ROOT
+from infra.settings import InfraSettings
 
 
 class LakeSettings(BaseSettings):
@@ -26,7 +26,8 @@ class LakeSettings(BaseSettings):
     # Where tables live, for Spark (S3A). Tests use their own root so they never touch the real tables.
     root: str = "s3a://lake"
     # Kafka offsets and batch plans; losing it means re-reading the topics (tables then skip what they hold).
-    checkpoint_dir: Path = REPO_ROOT / ".data" / "lake" / "checkpoint"
+    # Default: <data dir>/lake/checkpoint, next to the Kafka it belongs to (`make clean` removes both).
+    checkpoint_dir: Path | None = None
     # A replayed clean or flagged record has its first delivery's received_at; it is matched against the packages
     # received within this many minutes of the batch's (wide: clocks play no part, both are broker times).
     dedupe_window_minutes: float = Field(default=60.0, gt=0)
@@ -41,6 +42,9 @@ class LakeSettings(BaseSettings):
     restart_delay_seconds: float = Field(default=10.0, ge=0)
     restart_max_delay_seconds: float = Field(default=300.0, ge=0)
     restart_healthy_after_seconds: float = Field(default=600.0, gt=0)
+
+    def checkpoint(self, infra: InfraSettings) -> Path:
+        return self.checkpoint_dir or infra.data_dir / "lake" / "checkpoint"
 
     @property
     def trino_root(self) -> str:

@@ -189,7 +189,8 @@ def _write_flagged(spark: SparkSession, lake: LakeSettings, app_id: str, records
 
 
 def start_query(spark: SparkSession, infra: InfraSettings, lake: LakeSettings) -> StreamingQuery:
-    app_id = writer_id(lake.checkpoint_dir)
+    checkpoint = lake.checkpoint(infra)
+    app_id = writer_id(checkpoint)
     source = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", infra.kafka_bootstrap)
@@ -206,7 +207,7 @@ def start_query(spark: SparkSession, infra: InfraSettings, lake: LakeSettings) -
     return (
         source.writeStream.queryName(QUERY_NAME)
         .foreachBatch(each_batch)
-        .option("checkpointLocation", str(lake.checkpoint_dir / "query"))
+        .option("checkpointLocation", str(checkpoint / "query"))
         .trigger(processingTime=f"{lake.trigger_seconds} seconds")
         .start()
     )
