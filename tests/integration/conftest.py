@@ -10,8 +10,10 @@ import pytest
 from confluent_kafka import Consumer, KafkaException
 from pyspark.sql import SparkSession
 
+from infra import minio
 from infra.rest_broker import Broker, running_broker
 from infra.settings import InfraSettings
+from jobs.lake.tables import BUCKET
 from jobs.spark_session import build_spark
 
 EDGE_TOPICS = ("edge.packages.v1", "edge.metadata.v1", "edge.deadletter.v1")
@@ -53,6 +55,16 @@ def broker(platform: InfraSettings, tmp_path_factory: pytest.TempPathFactory) ->
 def gateway(broker: Broker) -> tuple[str, str]:
     gateway_id = f"gw-rest-{uuid.uuid4().hex[:6]}"
     return gateway_id, broker.token(gateway_id, "--role", "gateway")
+
+
+@pytest.fixture
+def lake_root(platform: InfraSettings) -> Iterator[str]:
+    """A lake root of the test's own under the real `lake` bucket on MinIO (S3A, as the writer uses), emptied after."""
+    prefix = f"it-lake-{uuid.uuid4().hex[:8]}"
+    yield f"s3a://{BUCKET}/{prefix}"
+    client = minio.client(platform)
+    for obj in client.list_objects(BUCKET, prefix=f"{prefix}/", recursive=True):
+        client.remove_object(BUCKET, obj.object_name)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,8 +222,8 @@ def test_flagged_samples_become_one_row_per_sample(spark: SparkSession) -> None:
     ]
 
 
-def test_flagged_samples_land_once_however_often_they_come(spark: SparkSession, tmp_path: Path) -> None:
-    lake = LakeSettings(root=tmp_path.resolve().as_uri(), register_in_trino=False)
+def test_flagged_samples_land_once_however_often_they_come(spark: SparkSession, lake_root: str) -> None:
+    lake = LakeSettings(root=lake_root, register_in_trino=False)  # on MinIO, where Delta commits as in production
     for table in (BRONZE_FLAGGED_SAMPLES, BRONZE_DEADLETTER):
         sinks.ensure(spark, table, lake.root)
     first, other = _flagged(), _flagged(package_id=str(uuid.uuid4()))
@@ -246,8 +245,8 @@ def test_flagged_samples_land_once_however_often_they_come(spark: SparkSession, 
     assert [(r.source_topic, r.source_offset, r.stage) for r in dead] == [(topic, 103, "lake")]
 
 
-def test_a_tombstone_retires_its_sensor_until_it_is_registered_again(spark: SparkSession, tmp_path: Path) -> None:
-    lake = LakeSettings(root=tmp_path.resolve().as_uri(), register_in_trino=False)
+def test_a_tombstone_retires_its_sensor_until_it_is_registered_again(spark: SparkSession, lake_root: str) -> None:
+    lake = LakeSettings(root=lake_root, register_in_trino=False)  # on MinIO, where Delta commits as in production
     sinks.ensure(spark, SILVER_SENSORS, lake.root)
     example = SensorDescription.model_validate_json(_example("sensor_description.json"))  # updated 2026-11-20
     a, b = (example.model_copy(update={"sensor_id": uuid.uuid4()}) for _ in range(2))

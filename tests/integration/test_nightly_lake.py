@@ -8,7 +8,6 @@ Kafka, so every topic counts 0 messages that day and the lake side alone decides
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,8 @@ COLUMNS = ("topic", "table_name", "kafka_messages", "table_rows", "difference", 
 
 
 @pytest.fixture
-def root(platform: InfraSettings) -> Iterator[str]:
-    prefix = f"it-ledger-{uuid.uuid4().hex[:8]}"
-    yield f"s3a://{BUCKET}/{prefix}"
-    client = minio.client(platform)
-    for obj in client.list_objects(BUCKET, prefix=f"{prefix}/", recursive=True):
-        client.remove_object(BUCKET, obj.object_name)
+def root(lake_root: str) -> str:
+    return lake_root
 
 
 def _ledger(spark: SparkSession, platform: InfraSettings, root: str) -> dict[str, dict[str, Any]]:
