@@ -136,8 +136,10 @@ def test_released_parked_entries_are_deleted_only_once_their_records_are_acknowl
                     await asyncio.sleep(0.01)
 
             await asyncio.wait_for(all_sent(), TIMEOUT_S)
-            await asyncio.sleep(0.05)  # the handler is now waiting for the acknowledgements
-            assert len(streams_app.parked.data) == len(packages), "deleted before the broker acknowledged"
+            for _ in range(200):  # every turn the handler gets while its records are unacknowledged, not one moment
+                await asyncio.sleep(0)
+                assert not release.done()
+                assert len(streams_app.parked.data) == len(packages), "deleted before the broker acknowledged"
             for delivery in harness.deliveries[held_from:]:
                 delivery.set_result(None)
             await release
