@@ -63,8 +63,8 @@ stopping = threading.Event()
 set_on_stop_signals(stopping, second_ctrl_c_aborts=sys.argv[1] == "aborts")
 print("ready", flush=True)
 stopping.wait(30)
-print("stopping", flush=True)
-try:
+try:  # entered before "stopping" is printed: the test's second Ctrl-C follows that line at once
+    print("stopping", flush=True)
     for _ in range(60):
         time.sleep(0.05)
 except KeyboardInterrupt:
