@@ -44,7 +44,8 @@ def producer_config(settings: FilesSettings) -> dict[str, str | int | float | bo
 class _Batch:
     def __init__(self) -> None:
         self.sent = self.acked = 0
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # failed deliveries of messages `sent`
+        self.refused: list[str] = []  # messages produce() refused: never sent, so no delivery report comes
 
     def done(self, err: KafkaError | None, _record: Message) -> None:
         if err is None:
@@ -68,20 +69,26 @@ class KafkaSink:
         self._batch = _Batch()
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Queue one message. A message the client refuses outright (over message.max.bytes, ...) is a failure of
+        this batch that `wait` reports, like a refused delivery: the file goes again next pass, the process
+        lives on to take the files after it."""
         while True:
             try:
                 self._producer.produce(topic, key=key, value=value, on_delivery=self._batch.done)
                 break
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain, then retry
+            except KafkaException as exc:
+                self._batch.refused.append(f"{topic}: message of {len(value)} bytes refused: {exc}")
+                return
         self._batch.sent += 1
         self._producer.poll(0)
 
     def wait(self) -> list[str]:
         self._producer.flush(self.timeout_s)
         batch, self._batch = self._batch, _Batch()  # late callbacks of a timed-out batch cannot count for the next
-        errors = list(batch.errors)
-        if (missing := batch.sent - batch.acked - len(errors)) > 0:
+        errors = batch.refused + batch.errors
+        if (missing := batch.sent - batch.acked - len(batch.errors)) > 0:
             errors.append(f"{missing} messages not acknowledged in {self.timeout_s} s")
         return errors
 

@@ -32,7 +32,10 @@ from contracts import avro as avro_codec
 log = logging.getLogger(__name__)
 
 STAGE: Final = "files"
-MAX_ORIGINAL: Final = 256 * 1024  # bytes of an unusable file kept in its dead letter (Kafka caps messages at 1 MiB)
+# Bytes of an unusable file, or of a bad row, kept in its dead letter: Kafka caps a message at 1 MiB (the
+# producer at 1,000,000 bytes), and a letter over it would be refused and fail its file on every pass.
+MAX_ORIGINAL: Final = 256 * 1024
+MAX_REASON: Final = 2048  # reasons quote bad values cut short already; this bounds any other (an error's text)
 
 Outcome = Literal["ingested", "rejected", "duplicate", "failed"]
 
@@ -113,17 +116,28 @@ def _letter(name: str, field: str, detail: str, original: bytes, gateway_id: str
     )
 
 
+def _cut(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
+
+
+def _kept(original: bytes, size: int) -> str:
+    return "" if len(original) == size else f" (original: first {len(original)} of {size} bytes)"
+
+
 def bad_row_letter(name: str, layout: str, bad: BadRecord, gateway_id: str, mtime: float | None) -> DeadLetter:
     where = f"{'line' if layout == 'csv' else 'row'} {bad.row.line}"
-    return _letter(name, where, f"file {name} {where}: {bad.row.reason}", bad.raw, gateway_id, mtime)
+    lines = f"lines {bad.row.line}-{bad.last_line}" if bad.last_line > bad.row.line else where
+    original = bad.raw[:MAX_ORIGINAL]
+    detail = f"file {name} {lines}: {_cut(bad.row.reason)}{_kept(original, len(bad.raw))}"
+    return _letter(name, where, detail, original, gateway_id, mtime)
 
 
 def file_letter(name: str, path: Path, reason: str, gateway_id: str, mtime: float | None) -> DeadLetter:
     size = path.stat().st_size
     with path.open("rb") as handle:
         original = handle.read(MAX_ORIGINAL)
-    kept = "" if len(original) == size else f" (original: first {len(original)} of {size} bytes)"
-    return _letter(name, "file", f"file {name} unusable: {reason}{kept}", original, gateway_id, mtime)
+    detail = f"file {name} unusable: {_cut(reason)}{_kept(original, size)}"
+    return _letter(name, "file", detail, original, gateway_id, mtime)
 
 
 class Pickup:

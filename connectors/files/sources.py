@@ -109,11 +109,27 @@ class LocalSource:
 
 
 def _mlsd_time(text: str | None) -> float | None:
+    """An MLSD `modify` / MDTM time (YYYYMMDDHHMMSS[.sss], UTC) in epoch seconds; None if absent or not that
+    (servers send odd ones): the file then waits one unchanged poll to settle, as without a time."""
     if not text:
         return None
-    moment = datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    fraction = float("0" + text[14:]) if text[14:].startswith(".") else 0.0
+    try:
+        moment = datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+        fraction = float("0" + text[14:]) if text[14:].startswith(".") else 0.0
+    except ValueError:
+        log.warning("ignoring FTP modification time %r: not YYYYMMDDHHMMSS[.sss]", text[:40])
+        return None
     return moment.timestamp() + fraction
+
+
+def _mlsd_size(text: str | None) -> int | None:
+    """An MLSD `size` fact in bytes; None if absent or not a plain count."""
+    if text is None:
+        return None
+    if text.isascii() and text.isdigit():
+        return int(text)
+    log.warning("ignoring FTP size %r: not a byte count", text[:40])
+    return None
 
 
 class FtpSource:
@@ -150,15 +166,30 @@ class FtpSource:
             facts = list(ftp.mlsd(facts=["type", "size", "modify"]))
         except ftplib.error_perm:  # no MLSD (RFC 3659): NLST, then SIZE and MDTM per file
             return self._list_plain(ftp)
-        return sorted(
-            Listing(name, int(f.get("size", 0)), _mlsd_time(f.get("modify")))
-            for name, f in facts
-            if f.get("type") == "file" and layout_of(name) is not None
-        )
+        ftp.voidcmd("TYPE I")  # ftplib lists in ASCII mode; servers such as ProFTPD or pyftpdlib refuse SIZE in it
+        out = []
+        for name, f in facts:
+            if f.get("type") != "file" or layout_of(name) is None:
+                continue
+            size = _mlsd_size(f.get("size"))
+            if size is None:  # missing or odd: ask SIZE, as the NLST path does
+                size = self._size(ftp, name)
+            out.append(Listing(name, size or 0, _mlsd_time(f.get("modify"))))
+        return sorted(out)
+
+    @staticmethod
+    def _size(ftp: ftplib.FTP, name: str) -> int | None:
+        """SIZE of `name`; None if the server refuses it (a directory, no SIZE) or answers with no number."""
+        try:
+            return ftp.size(name)
+        except (ftplib.error_perm, ValueError):
+            return None
 
     def _list_plain(self, ftp: ftplib.FTP) -> list[Listing]:
         out = []
-        for name in sorted(ftp.nlst()):
+        names = ftp.nlst()
+        ftp.voidcmd("TYPE I")  # back from NLST's ASCII mode: a refused SIZE would read as "a directory"
+        for name in sorted(names):
             name = name.rsplit("/", 1)[-1]
             if layout_of(name) is None:
                 continue
@@ -166,9 +197,11 @@ class FtpSource:
                 size = ftp.size(name)
             except ftplib.error_perm:
                 continue  # a directory
+            except ValueError:  # a SIZE answer that is no number: the size is unknown, as without one
+                size = None
             try:
                 mtime = _mlsd_time(ftp.voidcmd(f"MDTM {name}").split()[-1])
-            except (ftplib.error_perm, ValueError):
+            except ftplib.error_perm:
                 mtime = None
             out.append(Listing(name, size or 0, mtime))
         return out

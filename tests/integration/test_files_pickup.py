@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors.files.ledger import Ledger
-from connectors.files.pickup import Pickup
+from connectors.files.pickup import MAX_ORIGINAL, Pickup
 from connectors.files.settings import FilesSettings
 from contracts import DeadLetter, EdgePackage, ReasonCode
 from contracts import avro as avro_codec
@@ -206,6 +206,90 @@ def test_file_the_broker_refused_is_not_recorded_and_goes_again_next_pass(kafka:
     later = pickup.run_once()
     assert (later.files, later.known) == ([], 1)  # unchanged listing: skipped without reading
     pickup.close()
+
+
+def test_an_oversized_bad_row_is_a_capped_letter_and_the_pass_goes_on(kafka: str, tmp_path: Path) -> None:
+    """A bad row over Kafka's 1 MB message limit used to crash the pass, and every restart, with
+    MSG_SIZE_TOO_LARGE: the file stayed in the inbox and the files after it were never taken."""
+    run = uuid.uuid4().hex[:8]
+    settings = _settings(tmp_path, kafka, f"files-it-{run}")
+    settings.inbox.mkdir(parents=True)
+    a, b = uuid.uuid4(), uuid.uuid4()
+    t0 = (int(time.time()) - 3600) * 1_000_000
+    oversized = f"{t0 + 50},{a}," + ",".join(["9"] * 600_000)  # 1.2 MB, 600,002 columns
+    rows = [f"{t0 + i * 100_000},{a},{i}" for i in range(20)]
+    rows.insert(2, oversized)  # physical line 4
+    big, after = f"a-big-{run}.csv", f"b-after-{run}.csv"
+    (settings.inbox / big).write_bytes(_csv(rows))
+    (settings.inbox / after).write_bytes(_csv([f"{t0 + i * 1000},{b},{i}" for i in range(5)]))
+    for name in (big, after):
+        _age(settings.inbox / name)
+    before = {t: ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
+
+    pickup = Pickup(settings)
+    summary = pickup.run_once()
+    pickup.close()
+
+    after_ends = {t: ends(kafka, t) for t in (PACKAGES, DEADLETTER)}
+    assert [(f.name, f.outcome, f.packages, f.samples, f.bad_rows) for f in summary.files] == [
+        (big, "ingested", 2, 20, 1),
+        (after, "ingested", 1, 5, 0),
+    ]
+    sent = read_keyed(kafka, PACKAGES, before[PACKAGES], after_ends[PACKAGES], {str(a).encode(), str(b).encode()})
+    per_sensor: Counter[uuid.UUID] = Counter()
+    for _, value in sent:
+        package = EdgePackage.from_wire(value)
+        assert package.samples is not None
+        per_sensor[package.sensor_id] += len(package.samples.t)
+    assert per_sensor == {a: 20, b: 5}
+    [letter] = [
+        letter
+        for _, v in read_keyed(kafka, DEADLETTER, before[DEADLETTER], after_ends[DEADLETTER], {big.encode()})
+        if (letter := avro_codec.decode(DeadLetter, v)).gateway_id == settings.gateway_id
+    ]
+    raw = oversized.encode()
+    assert (letter.reason, letter.field, letter.original) == (ReasonCode.BAD_ROW, "line 4", raw[:MAX_ORIGINAL])
+    assert letter.detail == (
+        f"file {big} line 4: expected 3 columns (timestamp,sensor_id,value), got 600002"
+        f" (original: first {MAX_ORIGINAL} of {len(raw)} bytes)"
+    )
+    with Ledger(settings.ledger_file) as book:
+        assert sorted(e.name for e in book.entries()) == [big, after]
+    assert list(settings.inbox.iterdir()) == []
+
+
+def test_a_message_the_producer_refuses_fails_its_file_not_the_pass(kafka: str, tmp_path: Path) -> None:
+    """produce() itself refuses a message over message.max.bytes (KafkaException, not a delivery report): the
+    file is failed, not recorded and tried again next pass; the files after it still go."""
+    run = uuid.uuid4().hex[:8]
+    # 50,000 samples in one package (~1.5 MB): past the setting's bound, which exists to prevent exactly this,
+    # so it is set without validation.
+    settings = _settings(tmp_path, kafka, f"files-it-{run}").model_copy(update={"samples_per_package": 50_000})
+    settings.inbox.mkdir(parents=True)
+    huge_sensor, small_sensor = uuid.uuid4(), uuid.uuid4()
+    t0 = (int(time.time()) - 7200) * 1_000_000
+    huge, small = f"a-huge-{run}.csv", f"b-small-{run}.csv"
+    (settings.inbox / huge).write_bytes(_csv([f"{t0 + i * 1000},{huge_sensor},{20 + i / 1e4}" for i in range(50_000)]))
+    (settings.inbox / small).write_bytes(_csv([f"{t0 + i * 1000},{small_sensor},{i}" for i in range(5)]))
+    for name in (huge, small):
+        _age(settings.inbox / name)
+    keys = {str(huge_sensor).encode(), str(small_sensor).encode()}
+    before = ends(kafka, PACKAGES)
+
+    pickup = Pickup(settings)
+    first = pickup.run_once()
+    second = pickup.run_once()
+    pickup.close()
+
+    assert [(f.name, f.outcome) for f in first.files] == [(huge, "failed"), (small, "ingested")]
+    assert "refused" in first.files[0].detail
+    assert "too large" in first.files[0].detail
+    assert [(f.name, f.outcome) for f in second.files] == [(huge, "failed")]  # tried again, not recorded
+    [(key, _)] = read_keyed(kafka, PACKAGES, before, ends(kafka, PACKAGES), keys)
+    assert key == str(small_sensor).encode()
+    with Ledger(settings.ledger_file) as book:
+        assert [e.name for e in book.entries()] == [small]
+    assert [p.name for p in settings.inbox.iterdir()] == [huge]  # a failed file stays in the inbox
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connectors.gateway.clock import parse_us
-from connectors.gateway.replay import load_descriptions, packages, read_csv
+from connectors.gateway.replay import MAX_US, RowError, load_descriptions, packages, parse_time, read_csv
 from contracts import EdgePackage
 
 pytestmark = pytest.mark.unit
@@ -96,3 +96,65 @@ def test_load_descriptions_accepts_json_lines_and_arrays(tmp_path: Path) -> None
     array.write_text(f"[{text}]", encoding="utf-8")
     assert load_descriptions(lines) == load_descriptions(array)
     assert load_descriptions(lines)[0].sensor_id == A
+
+
+RANGE = "1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
+
+
+@pytest.mark.parametrize(
+    ("cell", "says"),
+    [
+        ("1795420800100000000", "nanoseconds?"),  # 2026 in ns: would overflow the package's window
+        ("0001-01-01T00:00:00+14:00", RANGE),  # before year 1 in UTC: astimezone overflows
+        ("9999-12-31T23:30:00-01:00", RANGE),  # after year 9999 in UTC
+        ("1969-12-31T23:59:59.999999Z", RANGE),  # before the epoch: Parquet refuses it too
+        ("\u00b2", "neither ISO-8601 nor epoch"),  # '²': str.isdigit says yes, int() says no
+        ("\u0661\u0662\u0663", "neither ISO-8601 nor epoch"),  # Arabic-Indic 123: not ASCII digits
+        ("9" * 5000, RANGE),  # int() refuses strings over 4300 digits
+    ],
+)
+def test_a_timestamp_out_of_range_is_one_bad_row_and_the_rest_goes(tmp_path: Path, cell: str, says: str) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_text(f"timestamp,sensor_id,value\n{T0},{A},1.0\n{cell},{A},2.0\n{T0 + 1},{A},3.0\n", encoding="utf-8")
+    readings = read_csv(path)
+    assert readings.by_sensor == {A: [(T0, 1.0), (T0 + 1, 3.0)]}
+    [bad] = readings.bad_rows
+    assert bad.line == 3
+    assert bad.reason.startswith("timestamp ")  # names the column
+    assert says in bad.reason
+    assert len(bad.reason) < 250  # quotes the value cut short, however long it is
+    assert len(list(packages(readings, 10, "gw-replay"))) == 1
+
+
+def test_time_range_edges() -> None:
+    assert parse_time("0") == 0
+    assert parse_time(str(MAX_US)) == MAX_US
+    assert parse_time("9999-12-31T23:59:59.999999Z") == MAX_US
+    assert parse_time("0" * 5000 + "7") == 7  # leading zeros do not count against int()'s digit limit
+    with pytest.raises(RowError, match=r"outside 0\.\.253402300799999999 epoch microseconds"):
+        parse_time(str(MAX_US + 1))
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + f"timestamp,sensor_id,value\r\n{T0},{A},1.5\r\n".encode())
+    readings = read_csv(path)
+    assert (readings.by_sensor, readings.bad_rows) == ({A: [(T0, 1.5)]}, [])
+
+
+def test_a_bad_record_over_several_lines_is_reported_at_its_first(tmp_path: Path) -> None:
+    path = tmp_path / "quoted.csv"
+    path.write_text(f'timestamp,sensor_id,value\n{T0},"{A}\nsecond\nthird",1.0\n{T0 + 1},{A},2.0\n', encoding="utf-8")
+    readings = read_csv(path)
+    [bad] = readings.bad_rows
+    assert (bad.line, "UUID" in bad.reason) == (2, True)
+    assert readings.by_sensor == {A: [(T0 + 1, 2.0)]}
+
+
+def test_a_record_the_csv_reader_refuses_is_one_bad_row(tmp_path: Path) -> None:
+    path = tmp_path / "huge.csv"
+    path.write_text(f"{T0},{A},1.0\n{T0 + 1},{A},{'7' * 200_000}\n{T0 + 2},{A},3.0\n", encoding="utf-8")
+    readings = read_csv(path)
+    [bad] = readings.bad_rows
+    assert (bad.line, "field larger than field limit" in bad.reason) == (2, True)
+    assert readings.by_sensor == {A: [(T0, 1.0), (T0 + 2, 3.0)]}
