@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final, Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.gateway.replay import MAX_SAMPLES_PER_PACKAGE
 from contracts._base import GatewayId
 from infra.settings import InfraSettings
-
-# A package must fit one Kafka message: MAX_INPUT_BYTES (contracts/topics.py) on the topic, and 1,000,000 bytes
-# in the producer (librdkafka's default message.max.bytes, which producer_config keeps). A bound on the count is
-# simpler than splitting by bytes and just as safe, because a sample's JSON has a worst case: a time of at most
-# 18 digits (the parsers accept 1970..9999, so at most 253402300799999999) and a value of at most 24 characters
-# (-1.2345678901234567e-300), each with a comma: 44 bytes. 20,000 samples are at most 880,000 bytes, and the rest
-# of the package (ids, gateway id of <= 64 characters, three times, the @context) under 1 KiB: 881,024 bytes, with
-# room to spare under both limits (tests/unit/test_files_pickup.py builds that worst case). The gateway's own
-# MAX_SAMPLES (100,000) would allow ~4.4 MB packages: Kafka refuses those, and the file would fail every pass.
-MAX_SAMPLES_PER_PACKAGE: Final = 20_000
 
 
 class FilesSettings(BaseSettings):

@@ -14,7 +14,7 @@ from rich.table import Table
 from connectors.gateway.faults import BAD_KINDS, FaultRates
 from connectors.gateway.plant import PlantConfig, build_plant, sensor_descriptions
 from connectors.gateway.producer import GatewayError, run_replay, run_simulation
-from connectors.gateway.replay import load_descriptions, read_csv
+from connectors.gateway.replay import MAX_SAMPLES_PER_PACKAGE, load_descriptions, read_csv
 from connectors.gateway.report import SendReport, render
 from connectors.gateway.settings import GatewaySettings
 from contracts import ReasonCode
@@ -26,7 +26,10 @@ errors = Console(stderr=True)
 # Plant options shared by `run` and `describe`, so both show the same plant for the same flags.
 Gateways = Annotated[int, typer.Option(min=1, max=99, help="Number of gateways.")]
 Machines = Annotated[int, typer.Option(min=1, max=99, help="Machines per gateway (4 sensors each).")]
-SamplesPer = Annotated[int, typer.Option(min=1, help="Samples per vibration package; sets the window length.")]
+SamplesPer = Annotated[
+    int,
+    typer.Option(min=1, max=MAX_SAMPLES_PER_PACKAGE, help="Samples per vibration package; sets the window length."),
+]
 VibrationHz = Annotated[float, typer.Option(min=1, help="Vibration sampling rate (others sample at 10 Hz).")]
 Seed = Annotated[int, typer.Option(min=0, help="Seed: same seed, same plant, same signals.")]
 Site = Annotated[str, typer.Option(help="Site name, part of gateway ids.")]
@@ -182,7 +185,10 @@ def run(
 @app.command()
 def replay(
     csv_path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV: timestamp,sensor_id,value.")],
-    samples_per_package: Annotated[int, typer.Option(min=1, help="Readings per package.")] = 100,
+    samples_per_package: Annotated[
+        int,
+        typer.Option(min=1, max=MAX_SAMPLES_PER_PACKAGE, help="Readings per package (each must fit a Kafka message)."),
+    ] = 100,
     gateway_id: Annotated[str, typer.Option(help="Gateway id the packages carry.")] = "gw-replay",
     metadata: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="Sensor descriptions (JSON lines) to send first.")
