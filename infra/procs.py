@@ -144,16 +144,18 @@ def wait_healthy(
     """
     deadline = time.monotonic() + (timeout or settings.start_timeout_s)
     log = log_file(settings, name)
+    last = "the probe answered 'not healthy'"
     while time.monotonic() < deadline:
         if _exited(pid):
             raise InfraError(name, f"process exited during start-up; last log lines:\n{tail(log)}", log)
         try:
             if probe():
                 return
-        except Exception:  # noqa: BLE001, S110 - a probe failing is the normal "not yet"
-            pass
+        except Exception as exc:  # noqa: BLE001 - a probe failing is the normal "not yet"; kept for the message
+            last = f"the probe failed: {type(exc).__name__}: {exc}"
         time.sleep(1.0)
-    raise InfraError(name, f"no healthy answer within {timeout or settings.start_timeout_s:.0f}s", log)
+    waited = timeout or settings.start_timeout_s
+    raise InfraError(name, f"no healthy answer within {waited:.0f}s (last: {last}); last log lines:\n{tail(log)}", log)
 
 
 def stop(settings: InfraSettings, name: str, grace_s: float = 30.0) -> bool:

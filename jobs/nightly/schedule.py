@@ -24,6 +24,7 @@ from infra.settings import InfraSettings
 log = logging.getLogger("vigil.nightly")
 NAME = "nightly-scheduler"
 GRACE = timedelta(hours=6)  # a fire time missed by up to this much still runs, once
+RUN_LIMIT_S: float = 6 * 3600  # a night's batch still running after this is killed and recorded as failed
 
 
 def runs_file(infra: InfraSettings) -> Path:
@@ -44,14 +45,18 @@ def run_once(infra: InfraSettings, day: date) -> dict[str, Any]:
     """Run one day's batch in a child process and record the outcome."""
     started = time.monotonic()
     began = datetime.now(UTC)
-    result = subprocess.run(
-        [sys.executable, "-m", "jobs.nightly", "run", "--date", day.isoformat()], check=False, timeout=6 * 3600
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "jobs.nightly", "run", "--date", day.isoformat()], check=False, timeout=RUN_LIMIT_S
+        )
+        outcome = "ok" if result.returncode == 0 else f"failed (exit {result.returncode})"
+    except subprocess.TimeoutExpired:  # subprocess.run has killed it; the night still gets its runs.jsonl line
+        outcome = f"failed (killed after {RUN_LIMIT_S:g} s)"
     record = {
         "date": day.isoformat(),
         "started_at": began.isoformat(),
         "seconds": round(time.monotonic() - started, 1),
-        "outcome": "ok" if result.returncode == 0 else f"failed (exit {result.returncode})",
+        "outcome": outcome,
     }
     path = runs_file(infra)
     path.parent.mkdir(parents=True, exist_ok=True)

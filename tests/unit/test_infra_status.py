@@ -17,6 +17,7 @@ import pytest
 from connectors.rest.tls import ensure_self_signed
 from infra import procs
 from infra.cli import app_health
+from infra.errors import InfraError
 from infra.settings import InfraSettings
 from jobs.lake.status import status_path, write_status
 
@@ -102,3 +103,18 @@ def test_a_rest_broker_whose_certificate_is_gone_is_reported_not_a_crash(
     assert not state.healthy
     assert "cannot read its certificate" in state.text
     assert "deleted.crt" in state.text
+
+
+def test_a_start_that_never_gets_healthy_names_the_probe_error(tmp_path: Path) -> None:
+    settings = InfraSettings(data_dir=tmp_path)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+
+        def probe() -> bool:
+            raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+        with pytest.raises(InfraError, match="last: the probe failed: ConnectionRefusedError"):
+            procs.wait_healthy(settings, "kafka", child.pid, probe, timeout=1.5)
+    finally:
+        child.kill()
+        child.wait()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 import typer
 
+from infra.settings import InfraSettings
+from jobs.nightly import schedule
 from jobs.nightly.cli import parse_dates
 from jobs.nightly.schedule import missed_day, next_run
 
@@ -83,3 +87,13 @@ def test_a_frequent_cron_owes_only_its_latest_fire_time() -> None:
     now = datetime(2026, 11, 24, 4, 0, 30, tzinfo=UTC)
     assert missed_day("* * * * *", [], now) == date(2026, 11, 23)  # fired at 04:00: yesterday's batch
     assert missed_day("* * * * *", [_run(datetime(2026, 11, 24, 4, 0, 5, tzinfo=UTC))], now) is None
+
+
+def test_a_run_over_its_time_limit_is_killed_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A real child (the nightly CLI, still importing Spark after 0.3 s) killed at the limit: the night gets a line.
+    monkeypatch.setattr(schedule, "RUN_LIMIT_S", 0.3)
+    infra = InfraSettings(data_dir=tmp_path)
+    record = schedule.run_once(infra, date(2026, 11, 30))
+    assert record["outcome"] == "failed (killed after 0.3 s)"
+    [line] = schedule.runs_file(infra).read_text().splitlines()
+    assert json.loads(line)["date"] == "2026-11-30"
