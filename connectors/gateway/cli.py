@@ -201,9 +201,9 @@ def replay(
     json_out: JsonOut = None,
 ) -> None:
     """Turn a CSV of timestamped readings into packages and send them; bad rows are reported and skipped."""
-    readings = read_csv(csv_path)
-    descriptions = load_descriptions(metadata) if metadata is not None else []
     try:
+        readings = read_csv(csv_path)
+        descriptions = load_descriptions(metadata) if metadata is not None else []
         report = run_replay(
             GatewaySettings(),
             readings,
@@ -214,7 +214,7 @@ def replay(
             clock_offset_ms=clock_offset_ms,
             descriptions=descriptions,
         )
-    except (GatewayError, ValueError) as exc:
+    except (GatewayError, ValueError, OSError) as exc:  # ValueError: also a file that is not UTF-8 text
         errors.print(f"[red]vigil-gateway: {exc}[/red]")
         raise typer.Exit(2) from exc
     _finish(report, json_out)

@@ -97,3 +97,11 @@ def test_cli_fails_clearly_when_kafka_is_unreachable() -> None:
     )
     assert result.exit_code == 2
     assert "unreachable" in result.output
+
+
+def test_cli_replay_of_a_file_that_is_not_text_fails_clearly(tmp_path: Path) -> None:
+    binary = tmp_path / "readings.csv"
+    binary.write_bytes(b"\x93\xff\x00 not text")
+    result = CliRunner().invoke(app, ["replay", str(binary)])
+    assert result.exit_code == 2
+    assert "can't decode byte 0x93" in result.output
