@@ -235,3 +235,11 @@ def test_flagged_samples_refuse_an_ok_code_and_misaligned_columns() -> None:
     with pytest.raises(ValidationError) as caught:
         FlaggedSamples.model_validate({**example, "sample_index": [3]})
     assert caught.value.errors()[0]["type"] == "length_mismatch"
+
+
+def test_sensor_with_an_empty_context_list_is_refused_not_crashed() -> None:
+    # `[]` names no context at all; the validator read its first item and raised IndexError past pydantic.
+    document = {**json.loads((EXAMPLES / "sensor_description.json").read_text()), "@context": []}
+    with pytest.raises(ValidationError) as caught:
+        SensorDescription.model_validate(document)
+    assert caught.value.errors()[0]["type"] == "unknown_context"
