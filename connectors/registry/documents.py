@@ -57,6 +57,10 @@ _MODEL_KEYS: Final = frozenset(
 _MODEL_IRIS: Final = {TERM_IRIS[k]: k for k in _MODEL_KEYS if k in TERM_IRIS}
 # Codes whose meaning is more specific than `schema_violation`.
 _REASONS: Final = {"finite_number": ReasonCode.NON_FINITE_VALUE, "unknown_context": ReasonCode.UNKNOWN_CONTEXT}
+MAX_DEPTH: Final = 64
+"""Deepest nesting of objects and arrays a description may have (the example has 3 compacted, 6 expanded).
+pyld, deepcopy and the SPARQL graph recurse once or more per level; this bound, far below Python's recursion
+limit, keeps a deep document a DocumentError instead of a RecursionError somewhere downstream."""
 
 
 class DocumentError(ContractError):
@@ -107,6 +111,7 @@ def render(description: SensorDescription, extras: Mapping[str, JsonValue] | Non
 
 def canonical(document: Mapping[str, Any] | list[Any]) -> dict[str, Any]:
     """Expand `document` offline and compact it to `CONTEXT_V1` (no validation of the Vigil fields)."""
+    _check_depth(document)
     dropped: list[str] = []
     options = {"documentLoader": frozen_document_loader}
     try:
@@ -117,6 +122,8 @@ def canonical(document: Mapping[str, Any] | list[Any]) -> dict[str, Any]:
         )
     except jsonld.JsonLdError as exc:
         raise _jsonld_error(exc) from exc
+    except RecursionError as exc:  # not expected below MAX_DEPTH; a refusal all the same, never a crash
+        raise DocumentError(ReasonCode.SCHEMA_VIOLATION, "the document nests too deeply to process") from exc
     if dropped:
         raise DocumentError(
             ReasonCode.SCHEMA_VIOLATION,
@@ -132,6 +139,26 @@ def canonical(document: Mapping[str, Any] | list[Any]) -> dict[str, Any]:
     except jsonld.JsonLdError as exc:
         raise _jsonld_error(exc) from exc
     return compacted
+
+
+def _check_depth(document: Mapping[str, Any] | list[Any]) -> None:
+    """DocumentError naming the top-level property under which objects and arrays nest deeper than MAX_DEPTH."""
+    # Iterative on purpose: a recursive walk would itself fail on the documents it is meant to refuse.
+    stack: list[tuple[Any, int, str | None]] = [(document, 1, None)]
+    while stack:
+        node, level, top = stack.pop()
+        children = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
+        for key, child in children:
+            if not isinstance(child, Mapping | list):
+                continue
+            under = top if top is not None else str(key)
+            if level + 1 > MAX_DEPTH:
+                raise DocumentError(
+                    ReasonCode.SCHEMA_VIOLATION,
+                    f"{under!r} nests objects and arrays deeper than the {MAX_DEPTH} levels a description may have",
+                    under,
+                )
+            stack.append((child, level + 1, under))
 
 
 def _coerce(node: Any) -> None:

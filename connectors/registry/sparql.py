@@ -8,9 +8,11 @@ and any extra vocabulary a client used. The graph is built with pyld's
 fetched; it is rebuilt lazily when `Registry.version` moved, and each sensor's
 triples are cached until its entry is replaced.
 
-Only SELECT (`query`) and ASK (`ask`) are answered. Updates, CONSTRUCT and
-DESCRIBE are refused, and so are `FROM`/`FROM NAMED` and `SERVICE`, which
-would make rdflib fetch data over the network.
+Only SELECT (`query`) and ASK (`ask`) are answered (`results` takes either,
+in the W3C JSON results format). Updates, CONSTRUCT and DESCRIBE are refused,
+and so are `FROM`/`FROM NAMED` and `SERVICE`, which would make rdflib fetch
+data over the network. A query that fails while it runs (a bad regex, an
+ORDER BY rdflib cannot compare) is a `SparqlError` too.
 """
 
 from __future__ import annotations
@@ -53,23 +55,61 @@ def query(registry: Registry, sparql: str) -> tuple[list[str], list[tuple[str | 
     Values are strings (an IRI, a literal's lexical form or a blank node id);
     None marks an unbound variable.
     """
-    prepared = _prepare(sparql, "SelectQuery")
-    result = _graph(registry).query(prepared)
-    variables = [str(v) for v in result.vars or []]
-    rows: list[tuple[str | None, ...]] = []
-    for row in result:
-        assert isinstance(row, ResultRow)
-        rows.append(tuple(None if value is None else str(value) for value in row))
-    return variables, rows
+    return _select(registry, _prepare(sparql, "SelectQuery"))
 
 
 def ask(registry: Registry, sparql: str) -> bool:
     """Answer an ASK query."""
-    prepared = _prepare(sparql, "AskQuery")
-    return bool(_graph(registry).query(prepared).askAnswer)
+    return _ask(registry, _prepare(sparql, "AskQuery"))
 
 
-def _prepare(sparql: str, form: str) -> Query:
+def results(registry: Registry, sparql: str) -> dict[str, Any]:
+    """Answer a SELECT or an ASK query in the W3C SPARQL 1.1 JSON results format (what SPARQL clients read)."""
+    prepared = _prepare(sparql, "SelectQuery", "AskQuery")
+    if str(prepared.algebra.name) == "AskQuery":
+        return {"head": {}, "boolean": _ask(registry, prepared)}
+    variables, rows = _select(registry, prepared)
+    bindings = [
+        {v: {"value": value} for v, value in zip(variables, row, strict=True) if value is not None} for row in rows
+    ]
+    return {"head": {"vars": variables}, "results": {"bindings": bindings}}
+
+
+def warm_up(registry: Registry) -> None:
+    """Build the registry's graph now: the first query would otherwise pay for it (~2 s for 500 sensors)."""
+    _graph(registry)
+
+
+def _select(registry: Registry, prepared: Query) -> tuple[list[str], list[tuple[str | None, ...]]]:
+    graph = _graph(registry)  # outside the try: a failure to build the graph is ours, not the query's
+    rows: list[tuple[str | None, ...]] = []
+    try:
+        result = graph.query(prepared)
+        variables = [str(v) for v in result.vars or []]
+        for row in result:  # solutions are computed while iterating: errors come from here too
+            assert isinstance(row, ResultRow)
+            rows.append(tuple(None if value is None else str(value) for value in row))
+    except Exception as exc:
+        raise _failed(exc) from exc
+    return variables, rows
+
+
+def _ask(registry: Registry, prepared: Query) -> bool:
+    graph = _graph(registry)
+    try:
+        return bool(graph.query(prepared).askAnswer)
+    except Exception as exc:
+        raise _failed(exc) from exc
+
+
+def _failed(exc: Exception) -> SparqlError:
+    # rdflib evaluates the client's expressions with plain Python: a bad regex is re.error, an ORDER BY over
+    # values it cannot compare a TypeError, and so on. The graph only holds validated documents, so an
+    # exception while evaluating is the query's doing.
+    return SparqlError(f"the query failed while running ({type(exc).__name__}): {exc}")
+
+
+def _prepare(sparql: str, *forms: str) -> Query:
     try:
         prepared = prepareQuery(sparql, initNs=NAMESPACES)
     except ParseException as exc:
@@ -79,9 +119,10 @@ def _prepare(sparql: str, form: str) -> Query:
     except Exception as exc:  # rdflib raises bare Exceptions for e.g. unknown prefixes
         raise SparqlError(f"invalid SPARQL: {exc}") from exc
     name = str(prepared.algebra.name)
-    if name != form:
+    if name not in forms:
         hint = {"SelectQuery": "use query()", "AskQuery": "use ask()"}.get(name, "only SELECT and ASK are answered")
-        raise SparqlError(f"expected a {form.removesuffix('Query').upper()} query, got {name}; {hint}")
+        wanted = " or ".join(form.removesuffix("Query").upper() for form in forms)
+        raise SparqlError(f"expected a {wanted} query, got {name}; {hint}")
     if prepared.algebra.get("datasetClause"):
         raise SparqlError("FROM / FROM NAMED is not allowed: queries run over the registry's graph only")
     forbidden = _walk(prepared.algebra)

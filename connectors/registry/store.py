@@ -115,12 +115,16 @@ class Registry:
         if value is None:
             self.delete(sensor_id)
             return None
-        description, extras = accept(json.loads(value))
+        try:
+            document = json.loads(value)
+        except RecursionError as exc:  # the C scanner bounds its recursion: this unwinds cleanly
+            raise ValueError("the record's JSON nests too deeply to read") from exc
+        description, extras = accept(document)
         if description.sensor_id != sensor_id:  # checked before storing: a refused record changes nothing
             raise ValueError(f"record key {sensor_id} differs from the document's sensor_id {description.sensor_id}")
         return self.put(description, extras)
 
-    def replay(self, records: Mapping[bytes, Sequence[bytes | None]]) -> list[tuple[bytes, Exception]]:
+    def replay(self, records: Mapping[bytes, Sequence[bytes | None]]) -> list[tuple[bytes, int, Exception]]:
         """Apply a topic's records, each key's in topic order, ending in the state applying them one by one gives.
 
         A refused record changes nothing, so a key's state is set by its newest
@@ -129,19 +133,24 @@ class Registry:
         records are tried newest first and the older ones skipped. A metadata
         topic not compacted yet holds many descriptions per sensor (one per
         gateway start), and canonicalising each JSON-LD document is the slow
-        part of a replay. Returns the records refused on the way.
+        part of a replay. Returns the records refused on the way: key, index in
+        that key's records, and why.
         """
-        refused: list[tuple[bytes, Exception]] = []
+        refused: list[tuple[bytes, int, Exception]] = []
         for key, values in records.items():
             tombstoned = False
-            for value in reversed(values):
+            for index in range(len(values) - 1, -1, -1):
+                value = values[index]
                 if value is None:
                     tombstoned = True
                     continue
                 try:
                     self.apply_record(key, value)
-                except ValueError as exc:  # not a description (a test's probe, a bad key): DocumentError is one too
-                    refused.append((key, exc))
+                # Not a description (a test's probe, a bad key; DocumentError is a ValueError), or anything else
+                # a record written by another producer provokes: one record must never stop the replay, or the
+                # registry would never be ready and every lookup would answer 503.
+                except Exception as exc:  # noqa: BLE001 - returned to the caller, which logs it
+                    refused.append((key, index, exc))
                     continue
                 if tombstoned:
                     self.apply_record(key, None)

@@ -1,8 +1,9 @@
 """`POST /topic/{topic}`, `GET /topics`, `GET /claims/{id}`: packages (or attachments) into Kafka.
 
 A request is all or nothing as far as validation goes: every package of a batch
-is checked (contract, then the token's gateway ids) before any is produced, and
-the client hears 2xx only once Kafka acknowledged every message (acks=all).
+is checked (contract, then the token's gateway ids, then its size as a Kafka
+message) before any is produced, and the client hears 2xx only once Kafka
+acknowledged every message (acks=all).
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import Histogram
-from pydantic import ValidationError
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from connectors.rest.auth import authenticate, bearer
+from connectors.rest.bodies import edge_package, parse_json
 from connectors.rest.claims import ClaimError, ClaimStore
-from connectors.rest.errors import ApiError, loc_path
-from connectors.rest.kafka import AsyncProducer, Outgoing, ProduceError
+from connectors.rest.errors import ApiError
+from connectors.rest.kafka import MAX_MESSAGE_BYTES, AsyncProducer, Outgoing, ProduceError, wire_size
 from connectors.rest.settings import RestSettings
 from connectors.rest.tokens import Grant, Role
 from contracts import ClaimCheck, EdgePackage
@@ -59,18 +60,6 @@ def _writable(request: Request, topic: str, grant: Grant) -> None:
         raise ApiError(403, "topic_forbidden", f"token {grant.token_id} ({grant.principal}) may not write {topic}")
 
 
-def _validate(items: list[Any], prefix: bool) -> list[EdgePackage]:
-    packages = []
-    for index, item in enumerate(items):
-        try:
-            packages.append(EdgePackage.model_validate(item))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = loc_path(((index,) if prefix else ()) + tuple(first["loc"])) or None
-            raise ApiError(422, first["type"], f"{field or 'package'}: {first['msg']}", field=field) from exc
-    return packages
-
-
 def _authorised(grant: Grant, packages: list[EdgePackage]) -> None:
     for package in packages:
         if not grant.may_send_for(package.gateway_id):
@@ -94,14 +83,51 @@ def provenance_headers(request: Request, grant: Grant) -> list[tuple[str, bytes]
     ]
 
 
-async def produce_acknowledged(request: Request, messages: list[Outgoing]) -> list[tuple[int, int]]:
+def check_sizes(messages: list[Outgoing], what: str = "the package", batch: bool = False) -> None:
+    """413 `oversized` unless every message fits MAX_MESSAGE_BYTES: checked for all before any is produced,
+    because librdkafka refuses a larger one only when it is produced, after the ones before it.
+
+    `what` names the message in the answer; in a `batch`, the index of the first one too large is added.
+    """
+    over = [(i, size) for i, m in enumerate(messages) if (size := wire_size(m)) > MAX_MESSAGE_BYTES]
+    if over:
+        index, size = over[0]
+        what, field = (f"{what} [{index}]", f"[{index}]") if batch else (what, None)
+        more = f" ({len(over)} of the request's messages are over it)" if len(over) > 1 else ""
+        raise ApiError(
+            413,
+            "oversized",
+            f"{what} is {size:,} bytes as a Kafka message (its JSON, key and provenance headers); the limit is "
+            f"{MAX_MESSAGE_BYTES:,}{more}: split it into smaller ones; nothing was written",
+            field=field,
+        )
+
+
+def _what_was_written(exc: ProduceError) -> str:
+    if exc.queued is None:  # refused or unanswered after queueing: any of them may have been written
+        return "; retry (duplicates are dropped by package id)"
+    if exc.queued == 0:
+        return "; nothing was written"
+    return f"; the {exc.queued} message(s) before it were handed to Kafka: a retry is safe (duplicates are dropped)"
+
+
+async def produce_acknowledged(
+    request: Request, messages: list[Outgoing], what: str = "the package", batch: bool = False
+) -> list[tuple[int, int]]:
+    """Produce `messages` (each within MAX_MESSAGE_BYTES, else 413 and none is) and wait for Kafka's acks."""
+    check_sizes(messages, what, batch)
     producer: AsyncProducer = request.app.state.producer
     settings: RestSettings = request.app.state.settings
     began = time.perf_counter()
     try:
         placed = await producer.send(messages, settings.produce_timeout_s)
     except ProduceError as exc:
-        raise ApiError(503, "kafka_unavailable", f"{exc}; retry (duplicates are dropped by package id)") from exc
+        if exc.code == "MSG_SIZE_TOO_LARGE" and exc.queued is not None:  # librdkafka counted more than check_sizes
+            raise ApiError(
+                413, "oversized", f"{exc}: the limit is {MAX_MESSAGE_BYTES:,} bytes{_what_was_written(exc)}"
+            ) from exc
+        # Kafka unreachable or refusing (e.g. a topic limit below MAX_MESSAGE_BYTES): not the client's doing.
+        raise ApiError(503, "kafka_unavailable", f"{exc}{_what_was_written(exc)}") from exc
     PRODUCE_SECONDS.observe(time.perf_counter() - began)
     request.state.messages = len(messages)
     return placed
@@ -144,10 +170,7 @@ async def post_topic(topic: str, request: Request, grant: GrantDep) -> dict[str,
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         return await _post_attachment(topic, request, grant)
     raw = await request.body()
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(422, "malformed_json", f"the body is not JSON: {exc}") from exc
+    document = parse_json(raw)
     batch = isinstance(document, list)
     items = document if batch else [document]
     settings: RestSettings = request.app.state.settings
@@ -155,7 +178,7 @@ async def post_topic(topic: str, request: Request, grant: GrantDep) -> dict[str,
         raise ApiError(422, "empty_batch", "the JSON array holds no package")
     if len(items) > settings.max_batch:
         raise ApiError(413, "batch_too_large", f"{len(items)} packages in one request; at most {settings.max_batch}")
-    packages = _validate(items, batch)
+    packages = [edge_package(item, index if batch else None) for index, item in enumerate(items)]
     _authorised(grant, packages)
     headers = provenance_headers(request, grant)
     messages = [
@@ -168,7 +191,7 @@ async def post_topic(topic: str, request: Request, grant: GrantDep) -> dict[str,
         )
         for p, item in zip(packages, items, strict=True)
     ]
-    placed = await produce_acknowledged(request, messages)
+    placed = await produce_acknowledged(request, messages, "package" if batch else "the package", batch)
     return {
         "topic": topic,
         "accepted": len(messages),
@@ -188,16 +211,13 @@ async def _post_attachment(topic: str, request: Request, grant: Grant) -> dict[s
         raise ApiError(422, "missing_file", "a multipart request needs a file part named 'file'", field="file")
     if not isinstance(text, str):
         raise ApiError(422, "missing_package", "a multipart request needs a 'package' field (JSON)", field="package")
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ApiError(422, "malformed_json", f"package: not JSON: {exc}", field="package") from exc
+    document = parse_json(text, "package")
     if not isinstance(document, dict):
         raise ApiError(422, "malformed_json", "package: a JSON object is required", field="package")
     carried = [k for k in ("samples", "features", "claim") if k in document]
     if carried:
         raise ApiError(422, "payload_kind", f"package: the file is the payload; remove {carried}", field="package")
-    (checked,) = _validate([{**document, "claim": _PLACEHOLDER_CLAIM}], prefix=False)
+    checked = edge_package({**document, "claim": _PLACEHOLDER_CLAIM})
     _authorised(grant, [checked])
     days = _int_field(form.get("expires_in_days"), settings.claim_ttl_days, "expires_in_days")
     if not 1 <= days <= settings.claim_ttl_days:

@@ -11,8 +11,19 @@ import asyncio
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from contracts.topics import MAX_INPUT_BYTES
+
+MAX_MESSAGE_BYTES: Final = 1_000_000
+"""Largest message (value, key, headers and record overhead) the broker produces: librdkafka's default
+`message.max.bytes`, set explicitly. It stays below the ingest topics' max.message.bytes (MAX_INPUT_BYTES),
+so a message librdkafka takes also fits the record batch Kafka checks against the topic's limit."""
+assert MAX_MESSAGE_BYTES < MAX_INPUT_BYTES
+# librdkafka's RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: the varints and attributes byte around a record.
+_RECORD_OVERHEAD: Final = 36
 
 
 @dataclass(frozen=True)
@@ -24,7 +35,35 @@ class Outgoing:
 
 
 class ProduceError(RuntimeError):
-    """Kafka did not acknowledge a message (the client gets 503 and may retry: the stream drops duplicates)."""
+    """Kafka did not acknowledge a message (the client gets 503 and may retry: the stream drops duplicates).
+
+    `code` is Kafka's error name when it gave one (e.g. MSG_SIZE_TOO_LARGE). `queued` is set when librdkafka
+    refused a message before queueing it: how many earlier messages of the request it had already taken (they
+    will be written); None when the refusal came with Kafka's answer or the wait timed out.
+    """
+
+    def __init__(self, message: str, code: str | None = None, queued: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.queued = code, queued
+
+
+def _varint_size(n: int) -> int:
+    zigzag = n << 1 if n >= 0 else (-n << 1) - 1
+    size = 1
+    while zigzag >= 0x80:
+        zigzag >>= 7
+        size += 1
+    return size
+
+
+def wire_size(message: Outgoing) -> int:
+    """The size librdkafka checks against `message.max.bytes` when `produce()` is called (rd_kafka_msg_new0)."""
+    key = len(message.key or b"")
+    headers = sum(
+        _varint_size(len(name.encode())) + len(name.encode()) + _varint_size(len(value)) + len(value)
+        for name, value in message.headers
+    )
+    return _RECORD_OVERHEAD + key + len(message.value) + headers
 
 
 def producer_config(bootstrap: str, client_id: str) -> dict[str, str | int | bool]:
@@ -39,6 +78,7 @@ def producer_config(bootstrap: str, client_id: str) -> dict[str, str | int | boo
         "message.timeout.ms": 30_000,
         # Same partitioner as the gateways and Kafka's Java client (see contracts/topics.py).
         "partitioner": "murmur2_random",
+        "message.max.bytes": MAX_MESSAGE_BYTES,
     }
 
 
@@ -60,7 +100,7 @@ class AsyncProducer:
         """Produce `messages` and wait until Kafka acknowledged every one: (partition, offset) of each."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[tuple[int, int]]] = []
-        for message in messages:
+        for index, message in enumerate(messages):
             future: asyncio.Future[tuple[int, int]] = loop.create_future()
 
             def done(err: KafkaError | None, record: Message, future: asyncio.Future[tuple[int, int]] = future) -> None:
@@ -78,6 +118,15 @@ class AsyncProducer:
                     break
                 except BufferError:
                     await asyncio.sleep(0.01)  # the local queue is full: let the poll thread drain it
+                except KafkaException as exc:  # refused before queueing (too large, fatal producer state, ...)
+                    for queued in futures:
+                        queued.cancel()  # nobody awaits them any more; _settle skips a cancelled future
+                    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                    raise ProduceError(
+                        f"Kafka refused message {index}: {error.str() if error else exc}",
+                        error.name() if error else None,
+                        queued=index,
+                    ) from exc
             futures.append(future)
         try:
             return list(await asyncio.wait_for(asyncio.gather(*futures), timeout))
@@ -104,6 +153,6 @@ def _settle(future: asyncio.Future[tuple[int, int]], err: KafkaError | None, rec
     if future.done():
         return
     if err is not None:
-        future.set_exception(ProduceError(f"Kafka refused the message: {err}"))
+        future.set_exception(ProduceError(f"Kafka refused the message: {err.str()}", err.name()))
     else:
         future.set_result((record.partition() or 0, record.offset() or 0))

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from fastapi import APIRouter, Body, FastAPI, Form, Query, Request
+from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import JSONResponse
 
-from connectors.registry import DocumentError, Registry, SparqlError, accept, query
+from connectors.registry import DocumentError, Registry, SparqlError, accept, results
+from connectors.registry.sparql import warm_up
+from connectors.rest.bodies import parse_json
 from connectors.rest.errors import ApiError
 from connectors.rest.ingest import GrantDep, produce_acknowledged, provenance_headers
 from connectors.rest.kafka import Outgoing
@@ -57,11 +59,12 @@ def _tail(registry: Registry, bootstrap: str, stop: threading.Event, catch_up: C
         # Until every partition reached its end at start, records are only collected per key: the registry then
         # applies the last one that applies of each (Registry.replay), the same state as applying them all.
         pending: dict[bytes, list[bytes | None]] = defaultdict(list)
+        where: dict[bytes, list[tuple[int, int]]] = defaultdict(list)  # (partition, offset) of each pending record
         began = time.monotonic()
         while not stop.is_set():
             if not catch_up.ready.is_set() and len(caught_up) == len(ends):
-                for key, exc in registry.replay(pending):
-                    log.warning("skipped a %s record of key %r: %s", METADATA_TOPIC, key, exc)
+                for key, index, exc in registry.replay(pending):
+                    _skipped(key, *where[key][index], exc)
                 log.info(
                     "registry caught up with %s: %d sensors from %d records in %.1f s",
                     METADATA_TOPIC,
@@ -70,23 +73,36 @@ def _tail(registry: Registry, bootstrap: str, stop: threading.Event, catch_up: C
                     time.monotonic() - began,
                 )
                 pending.clear()
+                where.clear()
                 catch_up.ready.set()
+                try:  # now rather than in the first /sparql request, which could take longer than a request may
+                    warm_up(registry)
+                except Exception:  # a query would meet the same failure and report it; the tail goes on
+                    log.exception("could not build the SPARQL graph of the registry")
             message = consumer.poll(0.5)
             if message is None or message.error() is not None:
                 continue
             partition, offset = message.partition() or 0, message.offset() or 0
             if not catch_up.ready.is_set():
                 pending[message.key() or b""].append(message.value())
+                where[message.key() or b""].append((partition, offset))
                 catch_up.records_read += 1
                 if offset + 1 >= ends.get(partition, 0):
                     caught_up.add(partition)
                 continue
             try:
                 registry.apply_record(message.key() or b"", message.value())
-            except ValueError as exc:  # not a description (e.g. a test's probe): skip, say so
-                log.warning("skipped %s[%d]@%d: %s", METADATA_TOPIC, partition, offset, exc)
+            # Not a description (e.g. a test's probe), or anything else one record provokes: skip it and say so;
+            # the thread must outlive any record, or the registry silently stops following the topic.
+            except Exception as exc:  # noqa: BLE001 - logged by _skipped
+                _skipped(message.key() or b"", partition, offset, exc)
     finally:
         consumer.close()
+
+
+def _skipped(key: bytes, partition: int, offset: int, exc: Exception) -> None:
+    sensor, reason = key.decode(errors="replace"), f"{type(exc).__name__}: {exc}"
+    log.warning("skipped %s[%d]@%d (sensor key %r): %s", METADATA_TOPIC, partition, offset, sensor, reason)
 
 
 def install(app: FastAPI, infra: InfraSettings, settings: RestSettings) -> None:
@@ -148,13 +164,23 @@ def _may_register(grant: Grant) -> None:
         )
 
 
-@router.put("/sensors/{sensor_id}", summary="Register or replace a sensor's metadata (JSON-LD)")
-async def put_sensor(
-    sensor_id: str, request: Request, grant: GrantDep, document: Annotated[dict[str, Any], Body()]
-) -> JSONResponse:
+# The route reads its body itself (strict UTF-8, bounded nesting: `parse_json`), so the spec is declared here.
+PUT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object", "description": "a JSON-LD sensor description"}}},
+    }
+}
+
+
+@router.put("/sensors/{sensor_id}", openapi_extra=PUT_BODY, summary="Register or replace a sensor's metadata (JSON-LD)")
+async def put_sensor(sensor_id: str, request: Request, grant: GrantDep) -> JSONResponse:
     request.state.topic = METADATA_TOPIC
     _may_register(grant)
     wanted = _uuid(sensor_id)
+    document = parse_json(await request.body())
+    if not isinstance(document, dict):
+        raise ApiError(422, "malformed_json", "the body: a sensor description is a JSON object")
     try:
         description, extras = accept(document)
     except DocumentError as exc:
@@ -166,6 +192,7 @@ async def put_sensor(
     await produce_acknowledged(
         request,
         [Outgoing(METADATA_TOPIC, str(wanted).encode(), description.to_wire(), provenance_headers(request, grant))],
+        "the description",
     )
     registry: Registry = request.app.state.registry
     entry = registry.put(description, extras)
@@ -207,17 +234,13 @@ async def search_sensors(
 async def _sparql(request: Request, text: str) -> dict[str, Any]:
     registry = _registry(request)
     try:
-        variables, rows = await asyncio.to_thread(query, registry, text)
-    except SparqlError as exc:
+        # The W3C SPARQL 1.1 JSON results shape (bindings for SELECT, a boolean for ASK), so SPARQL clients read it.
+        return await asyncio.to_thread(results, registry, text)
+    except SparqlError as exc:  # malformed, not allowed, or failed while running (e.g. a bad regex)
         raise ApiError(400, "bad_sparql", str(exc), field="query") from exc
-    # The W3C SPARQL 1.1 JSON results shape, so existing SPARQL clients read it.
-    bindings = [
-        {v: {"value": value} for v, value in zip(variables, row, strict=True) if value is not None} for row in rows
-    ]
-    return {"head": {"vars": variables}, "results": {"bindings": bindings}}
 
 
-@router.get("/sparql", summary="SPARQL SELECT over the current metadata")
+@router.get("/sparql", summary="SPARQL SELECT or ASK over the current metadata")
 async def sparql_get(
     request: Request,
     grant: GrantDep,
@@ -226,7 +249,7 @@ async def sparql_get(
     return await _sparql(request, query)
 
 
-@router.post("/sparql", summary="SPARQL SELECT over the current metadata (form field `query`)")
+@router.post("/sparql", summary="SPARQL SELECT or ASK over the current metadata (form field `query`)")
 async def sparql_post(
     request: Request, grant: GrantDep, query: Annotated[str, Form(min_length=1, max_length=20_000)]
 ) -> dict[str, Any]:

@@ -22,7 +22,9 @@ from connectors.registry import (
     canonical,
     query,
     render,
+    results,
 )
+from connectors.registry.documents import MAX_DEPTH
 from contracts import CONTEXT_V1, SensorDescription
 from contracts.jsonld import frozen_document_loader
 
@@ -252,6 +254,32 @@ def test_apply_record_replays_the_metadata_topic() -> None:
         registry.apply_record(str(uuid.uuid4()).encode(), description.to_wire())
 
 
+def nested(levels: int) -> dict[str, Any]:
+    """An extension value of `levels` nested objects."""
+    value: Any = "x"
+    for _ in range(levels):
+        value = {"ex:n": value}
+    assert isinstance(value, dict)
+    return value
+
+
+def test_a_description_nesting_too_deeply_is_refused_not_a_recursion_error() -> None:
+    fits = {**EXAMPLE, "ex:deep": nested(MAX_DEPTH - 1)}  # the document is one level more
+    assert "https://example.org/plant#deep" in accept(fits)[1]  # kept (a prefix only the client declared)
+    for levels in (MAX_DEPTH, 400):  # 400: pyld alone would raise RecursionError
+        with pytest.raises(DocumentError, match=f"deeper than the {MAX_DEPTH} levels") as caught:
+            accept({**EXAMPLE, "ex:deep": nested(levels)})
+        assert (caught.value.reason, caught.value.field) == ("schema_violation", "ex:deep")
+
+
+def test_apply_record_refuses_unreadable_records_with_a_value_error() -> None:
+    key = str(EXAMPLE["sensor_id"]).encode()
+    with pytest.raises(ValueError, match="nests too deeply"):
+        Registry().apply_record(key, b"[" * 5000 + b"]" * 5000)
+    with pytest.raises(DocumentError, match="deeper than"):
+        Registry().apply_record(key, json.dumps({**EXAMPLE, "ex:deep": nested(400)}).encode())
+
+
 def test_search_matches_ids_site_quantity_and_labels_in_any_language() -> None:
     registry = Registry()
     bearing = registry.put_document(sensor("press-01", "plant-a", "temperature", en="Bearing", de="Lager"))
@@ -341,11 +369,44 @@ def test_sparql_refuses_what_it_does_not_answer(sparql: str, message: str) -> No
         query(registry, sparql)
 
 
+def test_sparql_answers_ask_and_select_in_the_w3c_json_results_format() -> None:
+    registry = Registry()
+    entry = registry.put_document(EXAMPLE)
+    assert results(registry, "ASK { ?s sosa:observes 'temperature' }") == {"head": {}, "boolean": True}
+    assert results(registry, "ASK { ?s sosa:observes 'humidity' }") == {"head": {}, "boolean": False}
+    selected = results(
+        registry, "SELECT ?s ?nothing WHERE { ?s sosa:observes 'temperature' OPTIONAL { ?s sosa:hosts ?nothing } }"
+    )
+    assert selected == {
+        "head": {"vars": ["s", "nothing"]},
+        "results": {"bindings": [{"s": {"value": f"urn:uuid:{entry.sensor_id}"}}]},  # unbound: left out
+    }
+    with pytest.raises(SparqlError, match="only SELECT and ASK"):
+        results(registry, "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }")
+
+
+@pytest.mark.parametrize(
+    ("sparql", "message"),
+    [
+        ('SELECT ?s WHERE { ?s ?p ?o FILTER(regex(str(?o), "(")) }', "(error): missing ), unterminated subpattern"),
+        ("SELECT ?s WHERE { ?s ?p ?o } ORDER BY xsd:dateTime(?o)", "(TypeError): '<' not supported"),
+        ('ASK { ?s ?p ?o FILTER(regex(str(?o), "[")) }', "(error): unterminated character set"),
+    ],
+)
+def test_sparql_that_fails_while_running_is_a_sparql_error(sparql: str, message: str) -> None:
+    registry = Registry()
+    registry.put_document(EXAMPLE)
+    registry.put_document(sensor("press-02"))  # two sensors: ORDER BY has values to compare
+    with pytest.raises(SparqlError, match="the query failed while running") as caught:
+        results(registry, sparql)
+    assert message in str(caught.value)
+
+
 def test_replay_ends_in_the_state_of_applying_every_record_in_order() -> None:
     def described(**change: Any) -> bytes:
         return accept({**EXAMPLE, **change})[0].to_wire()
 
-    a, b, c, d, e, f, g, h = (uuid.uuid4() for _ in range(8))
+    a, b, c, d, e, f, g, h, i, j = (uuid.uuid4() for _ in range(10))
     records: dict[bytes, list[bytes | None]] = {
         str(a).encode(): [described(sensor_id=str(a)), described(sensor_id=str(a), unit="K"), b"{not json"],
         str(b).encode(): [described(sensor_id=str(b)), None],  # deleted
@@ -355,6 +416,9 @@ def test_replay_ends_in_the_state_of_applying_every_record_in_order() -> None:
         b"not-a-uuid": [described(sensor_id=str(a))],
         str(g).encode(): [described(sensor_id=str(g)), None, None, b"{}"],  # deleted twice, then a bad record
         str(h).encode(): [None, None],  # deleted but never registered: unknown, not retired
+        # Records that once raised RecursionError past the replay (and stopped the registry's catch-up).
+        str(i).encode(): [described(sensor_id=str(i)), b"[" * 5000 + b"]" * 5000],
+        str(j).encode(): [json.dumps({**EXAMPLE, "sensor_id": str(j), "ex:deep": nested(400)}).encode()],
     }
     one_by_one = Registry()
     for key, values in records.items():
@@ -366,7 +430,9 @@ def test_replay_ends_in_the_state_of_applying_every_record_in_order() -> None:
     refused = replayed.replay(records)
 
     def state(registry: Registry) -> tuple[list[dict[str, Any]], list[bool]]:
-        return [x.document() for x in registry.entries()], [registry.is_deleted(s) for s in (a, b, c, d, e, f, g, h)]
+        return [x.document() for x in registry.entries()], [
+            registry.is_deleted(s) for s in (a, b, c, d, e, f, g, h, i, j)
+        ]
 
     assert state(replayed) == state(one_by_one)
     assert replayed.get(a) is not None
@@ -376,7 +442,18 @@ def test_replay_ends_in_the_state_of_applying_every_record_in_order() -> None:
     assert replayed.get(f) is None  # a record whose key and document disagree changes nothing
     assert replayed.is_deleted(g)
     assert not replayed.is_deleted(h)
-    # Refused: a's and g's broken newest records (their older ones apply), d's, e's and the bad key's.
-    assert sorted(key for key, _ in refused) == sorted(
-        [str(a).encode(), str(d).encode(), str(e).encode(), b"not-a-uuid", str(g).encode()]
+    assert replayed.get(i) is not None  # its older record applies; the unreadable newest one is skipped
+    assert replayed.get(j) is None
+    # Refused (key, index among the key's records): a's, g's and i's broken newest records (their older ones
+    # apply), d's, e's, j's and the bad key's.
+    assert sorted((key, index) for key, index, _ in refused) == sorted(
+        [
+            (str(a).encode(), 2),
+            (str(d).encode(), 0),
+            (str(e).encode(), 0),
+            (b"not-a-uuid", 0),
+            (str(g).encode(), 3),
+            (str(i).encode(), 1),
+            (str(j).encode(), 0),
+        ]
     )
