@@ -29,7 +29,7 @@ from rdflib.plugins.sparql.parser import parseUpdate
 from rdflib.plugins.sparql.parserutils import CompValue
 from rdflib.plugins.sparql.sparql import Query
 from rdflib.query import ResultRow
-from rdflib.term import Node
+from rdflib.term import BNode, Literal, Node, URIRef
 
 from connectors.registry.documents import PREFIXES
 from connectors.registry.store import Entry, Registry
@@ -55,7 +55,8 @@ def query(registry: Registry, sparql: str) -> tuple[list[str], list[tuple[str | 
     Values are strings (an IRI, a literal's lexical form or a blank node id);
     None marks an unbound variable.
     """
-    return _select(registry, _prepare(sparql, "SelectQuery"))
+    variables, rows = _select(registry, _prepare(sparql, "SelectQuery"))
+    return variables, [tuple(None if node is None else str(node) for node in row) for row in rows]
 
 
 def ask(registry: Registry, sparql: str) -> bool:
@@ -69,10 +70,22 @@ def results(registry: Registry, sparql: str) -> dict[str, Any]:
     if str(prepared.algebra.name) == "AskQuery":
         return {"head": {}, "boolean": _ask(registry, prepared)}
     variables, rows = _select(registry, prepared)
-    bindings = [
-        {v: {"value": value} for v, value in zip(variables, row, strict=True) if value is not None} for row in rows
-    ]
+    bindings = [{v: _term(node) for v, node in zip(variables, row, strict=True) if node is not None} for row in rows]
     return {"head": {"vars": variables}, "results": {"bindings": bindings}}
+
+
+def _term(node: Node) -> dict[str, str]:
+    """One RDF term as the W3C JSON results format writes it: its type, value, and a literal's language or type."""
+    if isinstance(node, URIRef):
+        return {"type": "uri", "value": str(node)}
+    if isinstance(node, BNode):
+        return {"type": "bnode", "value": str(node)}
+    term = {"type": "literal", "value": str(node)}
+    if isinstance(node, Literal) and node.language:
+        term["xml:lang"] = node.language
+    elif isinstance(node, Literal) and node.datatype is not None:
+        term["datatype"] = str(node.datatype)
+    return term
 
 
 def warm_up(registry: Registry) -> None:
@@ -80,15 +93,15 @@ def warm_up(registry: Registry) -> None:
     _graph(registry)
 
 
-def _select(registry: Registry, prepared: Query) -> tuple[list[str], list[tuple[str | None, ...]]]:
+def _select(registry: Registry, prepared: Query) -> tuple[list[str], list[tuple[Node | None, ...]]]:
     graph = _graph(registry)  # outside the try: a failure to build the graph is ours, not the query's
-    rows: list[tuple[str | None, ...]] = []
+    rows: list[tuple[Node | None, ...]] = []
     try:
         result = graph.query(prepared)
         variables = [str(v) for v in result.vars or []]
         for row in result:  # solutions are computed while iterating: errors come from here too
             assert isinstance(row, ResultRow)
-            rows.append(tuple(None if value is None else str(value) for value in row))
+            rows.append(tuple(row))
     except Exception as exc:
         raise _failed(exc) from exc
     return variables, rows

@@ -375,11 +375,15 @@ def test_sparql_answers_ask_and_select_in_the_w3c_json_results_format() -> None:
     assert results(registry, "ASK { ?s sosa:observes 'temperature' }") == {"head": {}, "boolean": True}
     assert results(registry, "ASK { ?s sosa:observes 'humidity' }") == {"head": {}, "boolean": False}
     selected = results(
-        registry, "SELECT ?s ?nothing WHERE { ?s sosa:observes 'temperature' OPTIONAL { ?s sosa:hosts ?nothing } }"
+        registry,
+        "SELECT ?s ?label ?nothing WHERE { ?s sosa:observes 'temperature' ; rdfs:label ?label "
+        "FILTER(lang(?label) = 'en') OPTIONAL { ?s sosa:hosts ?nothing } }",
     )
+    sensor = {"type": "uri", "value": f"urn:uuid:{entry.sensor_id}"}
+    label = {"type": "literal", "value": EXAMPLE["label"]["en"], "xml:lang": "en"}
     assert selected == {
-        "head": {"vars": ["s", "nothing"]},
-        "results": {"bindings": [{"s": {"value": f"urn:uuid:{entry.sensor_id}"}}]},  # unbound: left out
+        "head": {"vars": ["s", "label", "nothing"]},
+        "results": {"bindings": [{"s": sensor, "label": label}]},  # unbound: left out
     }
     with pytest.raises(SparqlError, match="only SELECT and ASK"):
         results(registry, "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }")
