@@ -68,32 +68,33 @@ def read_keyed(
     return out
 
 
-def _set_max_message_bytes(admin: AdminClient, topic: str, value: int) -> None:
-    entry = ConfigEntry("max.message.bytes", str(value), incremental_operation=AlterConfigOpType.SET)
+def _set_max_message_bytes(admin: AdminClient, topic: str, value: int | None) -> None:
+    """Set the topic's max.message.bytes, or (None) drop its override for the broker's default."""
+    op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
+    entry = ConfigEntry("max.message.bytes", str(value or ""), incremental_operation=op)
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[entry])
     admin.incremental_alter_configs([resource])[resource].result(10)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:  # the controller accepted it; wait until the broker applies it too
         described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
-        if next(iter(described.values())).result(10)["max.message.bytes"].value == str(value):
+        now = next(iter(described.values())).result(10)["max.message.bytes"].value
+        if now == str(value) if value is not None else now != str(REFUSED_OVER_BYTES):
             return
         time.sleep(0.2)
-    raise AssertionError(f"{topic}: max.message.bytes still not {value} after 15 s")
+    raise AssertionError(f"{topic}: max.message.bytes still not {value or 'the default'} after 15 s")
 
 
 @contextmanager
 def refusing_writes(bootstrap: str, topic: str) -> Iterator[None]:
     """The real broker refuses every message to `topic` (its max.message.bytes lowered to 64) inside the block,
-    then takes them again with the limit `make up` set from contracts/topics.py.
+    then takes them again with the limit `make up` set from contracts/topics.py (or the broker's default).
 
     A failure the broker itself reports, for tests of what a producer does with unacknowledged messages.
     Integration tests run one at a time, so no other test's writes to `topic` are refused meanwhile.
     """
-    limit = BY_NAME[topic].max_message_bytes
-    assert limit is not None, f"{topic} has no max.message.bytes of its own to restore"
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
     _set_max_message_bytes(admin, topic, REFUSED_OVER_BYTES)
     try:
         yield
     finally:
-        _set_max_message_bytes(admin, topic, limit)
+        _set_max_message_bytes(admin, topic, BY_NAME[topic].max_message_bytes)

@@ -8,12 +8,14 @@ each callback hands its result to the event loop, so a request handler can
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from prometheus_client import Counter
 
 from contracts.topics import MAX_INPUT_BYTES
 
@@ -24,6 +26,9 @@ so a message librdkafka takes also fits the record batch Kafka checks against th
 assert MAX_MESSAGE_BYTES < MAX_INPUT_BYTES
 # librdkafka's RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: the varints and attributes byte around a record.
 _RECORD_OVERHEAD: Final = 36
+
+log = logging.getLogger(__name__)
+AUDIT_LOST = Counter("vigil_rest_audit_lost", "fire-and-forget messages (audit events) lost, by topic", ["topic"])
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,11 @@ class ProduceError(RuntimeError):
     def __init__(self, message: str, code: str | None = None, queued: int | None = None) -> None:
         super().__init__(message)
         self.code, self.queued = code, queued
+
+
+def _lost(topic: str, why: str) -> None:
+    AUDIT_LOST.labels(topic).inc()
+    log.error("a message to %s was lost: %s", topic, why)
 
 
 def _varint_size(n: int) -> int:
@@ -134,12 +144,26 @@ class AsyncProducer:
             raise ProduceError(f"Kafka did not acknowledge within {timeout:g} s") from exc
 
     def send_nowait(self, message: Outgoing) -> None:
-        """Fire and forget (audit events): delivery errors are logged by librdkafka, never block a request."""
-        try:
-            self._producer.produce(message.topic, key=message.key, value=message.value, headers=list(message.headers))
-        except BufferError:
-            self._producer.poll(0.5)
-            self._producer.produce(message.topic, key=message.key, value=message.value, headers=list(message.headers))
+        """Fire and forget (audit events): never blocks a request for long, never fails it. A message Kafka
+        refuses, or one the full local queue cannot take, is logged and counted (vigil_rest_audit_lost_total)."""
+
+        def done(err: KafkaError | None, _record: Message) -> None:
+            if err is not None:
+                _lost(message.topic, err.str())
+
+        for attempt in range(2):
+            try:
+                self._producer.produce(
+                    message.topic, key=message.key, value=message.value, headers=list(message.headers), on_delivery=done
+                )
+                return
+            except BufferError:
+                if attempt == 0:
+                    self._producer.poll(0.5)  # let the poll thread's deliveries drain the queue once
+            except KafkaException as exc:
+                _lost(message.topic, str(exc))
+                return
+        _lost(message.topic, "the producer's local queue is full")
 
     def close(self, timeout: float = 10.0) -> int:
         """Flush what is pending; the number of messages still undelivered."""

@@ -25,6 +25,7 @@ from contracts import avro as avro_codec
 from infra.rest_broker import Broker
 from infra.settings import InfraSettings
 from tests.integration.rest_support import ends, package, read_since
+from tests.kafka_keyed import refusing_writes
 
 pytestmark = pytest.mark.integration
 PACKAGES = "edge.packages.v1"
@@ -437,3 +438,20 @@ def test_metrics_count_requests(broker: Broker, gateway: tuple[str, str]) -> Non
         text = client.get("/metrics").text
     assert 'vigil_rest_requests_total{method="GET",route="/topics",status="200"}' in text
     assert "vigil_rest_produce_seconds_bucket" in text
+
+
+def test_an_audit_event_kafka_refuses_is_counted_and_the_request_still_answered(
+    platform: InfraSettings, broker: Broker, gateway: tuple[str, str]
+) -> None:
+    def lost(text: str) -> float:
+        line = next((x for x in text.splitlines() if x.startswith('vigil_rest_audit_lost_total{topic="audit.v1"}')), "")
+        return float(line.split()[-1]) if line else 0.0
+
+    with broker.client(gateway[1]) as client:
+        before = lost(client.get("/metrics").text)
+        with refusing_writes(platform.kafka_bootstrap, "audit.v1"):
+            assert client.get("/topics").status_code == 200  # the audit event is refused; the request is not
+            deadline = time.monotonic() + 30
+            while lost(client.get("/metrics").text) == before and time.monotonic() < deadline:
+                time.sleep(0.2)
+        assert lost(client.get("/metrics").text) >= before + 1
