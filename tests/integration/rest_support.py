@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from infra.settings import InfraSettings
 from tests import kafka_keyed
 from tests.kafka_keyed import Offsets
 
+PACKAGES = "edge.packages.v1"
 EXAMPLE = Path(__file__).resolve().parents[2] / "contracts" / "examples" / "edge_package.samples.json"
 
 
@@ -69,3 +71,13 @@ def read_since(settings: InfraSettings, topic: str, since: Offsets) -> list[Mess
         consumer.close()
     assert sum(wanted.values()) == 0, f"could not read all of {topic}: {wanted} left"
     return out
+
+
+def error_body(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    """The JSON error body of `response`, checked: the status, the error code, and no traceback."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body: dict[str, object] = response.json()
+    assert body["error"] == code, body
+    assert "Traceback" not in response.text
+    return body

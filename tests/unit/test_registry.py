@@ -1,11 +1,11 @@
-"""Metadata registry core: JSON-LD acceptance and rendering, the in-memory store and search, SPARQL."""
+"""Metadata registry core: JSON-LD acceptance and rendering, the in-memory store and search (SPARQL:
+tests/unit/test_registry_sparql.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
 import json
-import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,65 +16,21 @@ from pyld import jsonld
 from connectors.registry import (
     DocumentError,
     Registry,
-    SparqlError,
     accept,
-    ask,
     canonical,
-    query,
     render,
-    results,
 )
 from connectors.registry.documents import MAX_DEPTH
 from contracts import CONTEXT_V1, SensorDescription
 from contracts.jsonld import frozen_document_loader
+from tests.unit.registry_support import (
+    EXAMPLE,
+    INVALID_SENSORS,
+    no_network,  # noqa: F401 - an autouse fixture: importing it applies it
+    sensor,
+)
 
 pytestmark = pytest.mark.unit
-
-EXAMPLES = Path(__file__).parents[2] / "contracts" / "examples"
-EXAMPLE: dict[str, Any] = json.loads((EXAMPLES / "sensor_description.json").read_text())
-INVALID_SENSORS = sorted((EXAMPLES / "invalid").glob("sensor_*.json"))
-
-# Example for the docs: find sensors by the machine (asset) they are deployed on. The Vigil
-# context maps `context` to ssn:hasDeployment and `machine_id` to sosa:isHostedBy; the PREFIX
-# lines are optional (the Vigil context's prefixes are predeclared). Match plain literals
-# ("press-01"), not "press-01"^^xsd:string.
-SENSORS_ON_MACHINE = """
-PREFIX sosa: <http://www.w3.org/ns/sosa/>
-PREFIX ssn:  <http://www.w3.org/ns/ssn/>
-PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
-SELECT ?sensor ?quantity ?label WHERE {
-  ?sensor a sosa:Sensor ;
-          sosa:observes ?quantity ;
-          rdfs:label ?label ;
-          ssn:hasDeployment/sosa:isHostedBy "press-01" .
-  FILTER(langMatches(lang(?label), "en"))
-}
-ORDER BY ?sensor
-"""
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any attempt to open a connection (e.g. to fetch a JSON-LD context) fails the test."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"network access attempted: {args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
-
-def sensor(
-    machine: str = "press-01", site: str = "plant-a", quantity: str = "temperature", **labels: str
-) -> dict[str, Any]:
-    document = copy.deepcopy(EXAMPLE)
-    document["sensor_id"] = str(uuid.uuid4())
-    document["context"]["machine_id"] = machine
-    document["context"]["site"] = site
-    document["quantity"] = quantity
-    if labels:
-        document["label"] = labels
-    return document
 
 
 # --- documents ---------------------------------------------------------------
@@ -321,89 +277,6 @@ def test_search_truncates_with_a_warning() -> None:
     assert (complete.total, complete.truncated, complete.warning) == (1, False, None)
     with pytest.raises(ValueError, match="limit"):
         registry.search("press", limit=0)
-
-
-# --- SPARQL ------------------------------------------------------------------
-
-
-def test_sparql_finds_a_sensor_by_its_machine() -> None:
-    registry = Registry()
-    wanted = registry.put_document(EXAMPLE)
-    registry.put_document(sensor("mill-07", quantity="acceleration", en="Spindle vibration"))
-
-    variables, rows = query(registry, SENSORS_ON_MACHINE)
-
-    assert variables == ["sensor", "quantity", "label"]
-    assert rows == [(f"urn:uuid:{wanted.sensor_id}", "temperature", "Main bearing temperature")]
-
-
-def test_sparql_sees_extras_and_rebuilds_after_changes() -> None:
-    registry = Registry()
-    entry = registry.put_document(EXAMPLE)
-    by_maker = "SELECT ?s WHERE { ?s schema:manufacturer ?m FILTER(?m = 'Acme Sensors') }"
-    assert query(registry, by_maker)[1] == [(f"urn:uuid:{entry.sensor_id}",)]
-    assert ask(registry, "ASK { ?s sosa:observes 'temperature' }")
-
-    other = registry.put_document({**sensor("press-02"), "schema:manufacturer": "Acme Sensors"})
-    assert len(query(registry, by_maker)[1]) == 2
-    registry.delete(entry.sensor_id)
-    assert query(registry, by_maker)[1] == [(f"urn:uuid:{other.sensor_id}",)]
-
-
-@pytest.mark.parametrize(
-    ("sparql", "message"),
-    [
-        ("INSERT DATA { <urn:a> <urn:b> <urn:c> }", "Update is not allowed"),
-        ("DELETE WHERE { ?s ?p ?o }", "Update is not allowed"),
-        ("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", "expected a SELECT"),
-        ("ASK { ?s ?p ?o }", "use ask()"),
-        ("SELECT * FROM <http://example.org/g> WHERE { ?s ?p ?o }", "FROM"),
-        ("SELECT * WHERE { SERVICE <http://example.org/sparql> { ?s ?p ?o } }", "SERVICE"),
-        ("SELEKT ?s WHERE { ?s ?p ?o }", "syntax error"),
-    ],
-)
-def test_sparql_refuses_what_it_does_not_answer(sparql: str, message: str) -> None:
-    registry = Registry()
-    registry.put_document(EXAMPLE)
-    with pytest.raises(SparqlError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        query(registry, sparql)
-
-
-def test_sparql_answers_ask_and_select_in_the_w3c_json_results_format() -> None:
-    registry = Registry()
-    entry = registry.put_document(EXAMPLE)
-    assert results(registry, "ASK { ?s sosa:observes 'temperature' }") == {"head": {}, "boolean": True}
-    assert results(registry, "ASK { ?s sosa:observes 'humidity' }") == {"head": {}, "boolean": False}
-    selected = results(
-        registry,
-        "SELECT ?s ?label ?nothing WHERE { ?s sosa:observes 'temperature' ; rdfs:label ?label "
-        "FILTER(lang(?label) = 'en') OPTIONAL { ?s sosa:hosts ?nothing } }",
-    )
-    sensor = {"type": "uri", "value": f"urn:uuid:{entry.sensor_id}"}
-    label = {"type": "literal", "value": EXAMPLE["label"]["en"], "xml:lang": "en"}
-    assert selected == {
-        "head": {"vars": ["s", "label", "nothing"]},
-        "results": {"bindings": [{"s": sensor, "label": label}]},  # unbound: left out
-    }
-    with pytest.raises(SparqlError, match="only SELECT and ASK"):
-        results(registry, "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }")
-
-
-@pytest.mark.parametrize(
-    ("sparql", "message"),
-    [
-        ('SELECT ?s WHERE { ?s ?p ?o FILTER(regex(str(?o), "(")) }', "(error): missing ), unterminated subpattern"),
-        ("SELECT ?s WHERE { ?s ?p ?o } ORDER BY xsd:dateTime(?o)", "(TypeError): '<' not supported"),
-        ('ASK { ?s ?p ?o FILTER(regex(str(?o), "[")) }', "(error): unterminated character set"),
-    ],
-)
-def test_sparql_that_fails_while_running_is_a_sparql_error(sparql: str, message: str) -> None:
-    registry = Registry()
-    registry.put_document(EXAMPLE)
-    registry.put_document(sensor("press-02"))  # two sensors: ORDER BY has values to compare
-    with pytest.raises(SparqlError, match="the query failed while running") as caught:
-        results(registry, sparql)
-    assert message in str(caught.value)
 
 
 def test_replay_ends_in_the_state_of_applying_every_record_in_order() -> None:
