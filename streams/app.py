@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -33,7 +32,6 @@ from contracts import MAX_OUTPUT_BYTES, ClockSource, DeadLetter, EdgePackage, Re
 from contracts import avro as avro_codec
 from streams import metrics, parking
 from streams.alerts import Episode, Subject, evaluate_clock, load_rules
-from streams.changelogs import CHANGELOG_CONFIG, INTERNAL_CONFIG, ensure_app_topics
 from streams.clock_reports import ClockReport, ReportGate
 from streams.dedupe import SeenExpiry
 from streams.deliveries import watch
@@ -41,6 +39,7 @@ from streams.enrich import UnknownUnitError, profile
 from streams.errors import Rejection
 from streams.faust_fixes import resume_without_dropping, settle_deliveries_before_commit
 from streams.pipeline import Source, process
+from streams.runtime import report_lag_every, run_worker
 from streams.settings import StreamSettings
 from streams.state import (
     Checkpointed,
@@ -413,37 +412,11 @@ async def handle_metadata(event: EventT[bytes]) -> None:
         del parked[key]
 
 
-_INPUTS = {t.get_topic_name() for t in (packages_topic, metadata_topic, parked_topic, clock_reports_topic)}
-
-
-@app.timer(interval=10.0)  # type: ignore[untyped-decorator]
-async def report_lag() -> None:
-    """Consumer lag per input partition: the broker's high-water mark minus the next offset to read."""
-    consumer = app.consumer
-    for tp in consumer.assignment():
-        if tp.topic not in _INPUTS:
-            continue
-        position = await consumer.position(tp)
-        highwater = consumer.highwater(tp)
-        if position is not None and highwater is not None:
-            metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+report_lag_every(app, (t.get_topic_name() for t in (packages_topic, metadata_topic, parked_topic, clock_reports_topic)))
 
 
 def main() -> None:
-    from prometheus_client import start_http_server
-
-    if "worker" in sys.argv:
-        if not any(arg in sys.argv for arg in ("--with-web", "--without-web")):
-            # Faust's worker command turns its web server on whatever the app says (--with-web is its default),
-            # listening on 0.0.0.0:6066; metrics are served by prometheus-client instead, on loopback.
-            sys.argv.append("--without-web")
-        # Faust's consumer snapshots topic metadata once: a changelog it creates in the same instant can be
-        # recorded with 0 partitions, failing every table access (PartitionsMismatch) for minutes.
-        topics = {table.changelog_topic.get_topic_name(): CHANGELOG_CONFIG for table in app.tables.values()}
-        topics[clock_reports_topic.get_topic_name()] = INTERNAL_CONFIG
-        ensure_app_topics(settings.kafka_bootstrap, topics, partitions=6)
-    start_http_server(settings.streams_metrics_port, addr=settings.streams_metrics_host)
-    app.main()
+    run_worker(app, settings, internal_topics=[clock_reports_topic.get_topic_name()])
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
 from contracts import (
@@ -33,7 +35,7 @@ from contracts import (
 from contracts import avro as avro_codec
 from contracts.package import Samples
 from infra.settings import InfraSettings
-from infra.streams_worker import end_offsets, stream_worker, wait_drained
+from infra.streams_worker import Worker, end_offsets, stream_worker, wait_drained
 from tests.kafka_keyed import ends, read_keyed
 
 pytestmark = pytest.mark.integration
@@ -165,6 +167,18 @@ def _clean_of(settings: InfraSettings, since: dict[str, dict[int, int]], ids: se
     )
 
 
+def _lag(worker: Worker, topic: str) -> dict[int, float]:
+    """vigil_stream_consumer_lag of `topic` per partition, as the worker's /metrics reports it."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        int(s.labels["partition"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "vigil_stream_consumer_lag" and s.labels.get("topic") == topic
+    }
+
+
 def _everything(
     settings: InfraSettings,
     topic: str,
@@ -250,6 +264,12 @@ def test_crafted_mix_is_accounted_for_exactly_once(platform: InfraSettings, tmp_
         assert producer.flush(30) == 0
         wait_drained(platform, worker.app_id)  # every input committed, so every output is in its topic
         until = {topic: ends(platform.kafka_bootstrap, topic) for topic in outputs}
+        lag = _lag(worker, "edge.packages.v1")
+        deadline = time.monotonic() + 30  # the lag is reported every 10 s
+        while len(lag) < 6 and time.monotonic() < deadline:
+            time.sleep(1)
+            lag = _lag(worker, "edge.packages.v1")
+        assert lag == dict.fromkeys(range(6), 0.0), lag  # every partition reported, nothing left to read
 
     # Read to the end, not until the first copy of each: a late second copy would count.
     clean = [
