@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from minio import Minio
 from minio.error import S3Error
@@ -22,6 +22,7 @@ from minio.error import S3Error
 log = logging.getLogger(__name__)
 PREFIX = "claims/"
 CHUNK = 1024 * 1024
+PART_SIZE = 16 * 1024 * 1024  # of put_object: a claim of up to 256 MiB goes in at most 16 parts
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,44 @@ class ClaimError(Exception):
         self.status, self.code, self.detail = status, code, detail
 
 
+def _md5() -> Any:
+    return hashlib.md5(usedforsecurity=False)
+
+
 def digest(stream: BinaryIO) -> tuple[str, str, int]:
-    """(sha256 hex, md5 hex, size) of a seekable stream, read in chunks and rewound."""
-    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    """(sha256 hex, the ETag MinIO must answer, size) of a seekable stream, read in chunks and rewound.
+
+    put_object sends up to PART_SIZE in one part, whose ETag is the MD5 of the bytes; a larger object in parts of
+    PART_SIZE, whose ETag is S3's "MD5 of the parts' MD5s, dash, part count". Comparing a multipart ETag with
+    the whole file's MD5 refused every attachment over 5 MiB (minio's default part size) as store_corrupted.
+    """
+    sha, whole, size = hashlib.sha256(), _md5(), 0
+    parts: list[bytes] = []
+    part, in_part = _md5(), 0
     stream.seek(0)
     while chunk := stream.read(CHUNK):
         sha.update(chunk)
-        md5.update(chunk)
+        whole.update(chunk)
         size += len(chunk)
+        view = memoryview(chunk)
+        while view:
+            take = min(len(view), PART_SIZE - in_part)
+            part.update(view[:take])
+            in_part, view = in_part + take, view[take:]
+            if in_part == PART_SIZE:
+                parts.append(part.digest())
+                part, in_part = _md5(), 0
+    if in_part:
+        parts.append(part.digest())
     stream.seek(0)
-    return sha.hexdigest(), md5.hexdigest(), size
+    etag = whole.hexdigest() if size <= PART_SIZE else f"{_md5_of(parts)}-{len(parts)}"
+    return sha.hexdigest(), etag, size
+
+
+def _md5_of(digests: list[bytes]) -> str:
+    combined = _md5()
+    combined.update(b"".join(digests))
+    return str(combined.hexdigest())
 
 
 class ClaimStore:
@@ -70,7 +99,7 @@ class ClaimStore:
         delete_after_claim: bool,
         expected_sha256: str | None,
     ) -> StoredClaim:
-        sha256, md5, size = digest(stream)
+        sha256, etag, size = digest(stream)
         if expected_sha256 is not None and expected_sha256.lower() != sha256:
             raise ClaimError(422, "hash_mismatch", f"the file's SHA-256 is {sha256}, not the {expected_sha256} given")
         claim_id = str(uuid.uuid4())
@@ -81,6 +110,7 @@ class ClaimStore:
             key,
             stream,
             size,
+            part_size=PART_SIZE,  # the part size `digest` computed the expected ETag with
             content_type=media_type,
             metadata={
                 "sha256": sha256,
@@ -90,8 +120,8 @@ class ClaimStore:
                 "filename": filename,
             },
         )
-        # A single-part upload's ETag is the MD5 of what MinIO stored: a check that nothing changed on the way.
-        if result.etag and result.etag.strip('"') != md5:
+        # The ETag is computed by MinIO from what it stored (see `digest`): a check that nothing changed on the way.
+        if result.etag and result.etag.strip('"') != etag:
             self.client.remove_object(self.bucket, key)
             raise ClaimError(502, "store_corrupted", "object storage stored different bytes than were received")
         return StoredClaim(

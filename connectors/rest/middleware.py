@@ -7,12 +7,13 @@ cap also holds for chunked requests without a Content-Length.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,10 +109,13 @@ class Envelope:
                     raise BodyTooLarge(limit)
             return message
 
+        answering = asyncio.Event()  # set once the response has started: from then on the client sets the pace
+
         async def tracked_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                answering.set()
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
@@ -130,13 +134,33 @@ class Envelope:
             elif declared is not None and declared.isdigit() and int(declared) > limit:
                 await reply(413, "too_large", f"body of {int(declared)} bytes exceeds the limit of {limit}")
             else:
-                await asyncio.wait_for(self.app(scope, capped_receive, tracked_send), self.timeout_s)
+                await self._answered_in_time(self.app(scope, capped_receive, tracked_send), answering)
         except BodyTooLarge:
             await reply(413, "too_large", f"body exceeds the limit of {limit} bytes")
         except TimeoutError:
             await reply(504, "timeout", f"the request took longer than {self.timeout_s:g} s")
         finally:
             self._account(scope, state, at, began, status or 500, received)
+
+    async def _answered_in_time(self, handling: Awaitable[None], answering: asyncio.Event) -> None:
+        """Run the request; TimeoutError if its response has not started within the timeout.
+
+        A streamed response (a claim of up to VIGIL_REST_MAX_UPLOAD_BYTES) then goes on at the client's pace:
+        cut at the timeout, the client got a 200 and a truncated body.
+        """
+        task = asyncio.ensure_future(handling)
+        started = asyncio.ensure_future(answering.wait())
+        try:
+            await asyncio.wait({task, started}, timeout=self.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done() and not answering.is_set():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                raise TimeoutError
+            await task
+        finally:  # also when this request itself is cancelled (the client went away): nothing left running
+            started.cancel()
+            task.cancel()
 
     def _account(self, scope: Scope, state: dict[str, Any], at: datetime, began: float, status: int, size: int) -> None:
         route_obj = scope.get("route")

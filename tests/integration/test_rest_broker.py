@@ -237,6 +237,35 @@ def test_an_attachment_travels_by_claim_check(
             time.sleep(0.2)
 
 
+def test_a_claim_downloaded_slower_than_the_request_timeout_arrives_whole(
+    broker: Broker, gateway: tuple[str, str]
+) -> None:
+    # The broker's timeout (3 s here) bounds the time to start answering, not the client's pace afterwards: cut
+    # there, the client had a 200 and a truncated body.
+    gateway_id, token = gateway
+    data = os.urandom(24 * 1024 * 1024)
+    doc = package(gateway_id)
+    del doc["samples"]
+    with broker.client(token) as client:
+        sent = client.post(
+            f"/topic/{PACKAGES}",
+            data={"package": json.dumps(doc), "sha256": hashlib.sha256(data).hexdigest()},
+            files={"file": ("vib.wav", data, "audio/wav")},
+        )
+    assert sent.status_code == 202, sent.text
+    claim_id = sent.json()["claim"]["claim_id"]
+    received = hashlib.sha256()
+    began = time.monotonic()
+    app = broker.token(f"app-{uuid.uuid4().hex[:4]}", "--role", "app")
+    with broker.client(app) as client, client.stream("GET", f"/claims/{claim_id}") as answer:
+        assert answer.status_code == 200
+        for chunk in answer.iter_bytes(64 * 1024):  # ~6 s at this pace, twice the timeout
+            received.update(chunk)
+            time.sleep(0.015)
+    assert time.monotonic() - began > 3  # slower than the timeout indeed, or the test proves nothing
+    assert received.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
 def test_expired_claims_are_refused_and_swept(platform: InfraSettings, broker: Broker) -> None:
     store = ClaimStore(_minio(platform), "raw-blobs")
     common = {

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from connectors.rest import errors, sensors
 from connectors.rest.bodies import edge_package, parse_json
-from connectors.rest.claims import digest
+from connectors.rest.claims import PART_SIZE, digest
 from connectors.rest.errors import ApiError, loc_path
 from connectors.rest.ingest import check_sizes, grant_of
 from connectors.rest.kafka import MAX_MESSAGE_BYTES, Outgoing, wire_size
@@ -104,9 +104,17 @@ def test_error_location_is_a_readable_path() -> None:
 def test_digest_reads_in_chunks_and_rewinds() -> None:
     data = os.urandom(3 * 1024 * 1024 + 7)
     stream = io.BytesIO(data)
-    sha, md5, size = digest(stream)
-    assert (sha, md5, size) == (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), len(data))
+    sha, etag, size = digest(stream)
+    assert (sha, etag, size) == (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), len(data))
     assert stream.tell() == 0
+
+
+def test_digest_of_a_multipart_object_is_s3s_etag_of_its_parts() -> None:
+    data = os.urandom(2 * PART_SIZE + 5)  # three parts: two whole, one of 5 bytes
+    parts = [data[i : i + PART_SIZE] for i in range(0, len(data), PART_SIZE)]
+    expected = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + "-3"
+    assert digest(io.BytesIO(data))[1] == expected
+    assert digest(io.BytesIO(data[:PART_SIZE]))[1] == hashlib.md5(data[:PART_SIZE]).hexdigest()  # one part
 
 
 def test_registry_lookups_answer_503_until_the_registry_has_read_the_metadata_topic() -> None:
