@@ -11,6 +11,7 @@ Trino.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -37,6 +38,8 @@ from infra.settings import InfraSettings, get_settings
 from infra.streams_worker import end_offsets, stream_worker
 from infra.topics import high_watermarks
 from jobs.lake.catalog import connect, offsets_predicate
+from jobs.lake.settings import LakeSettings
+from jobs.lake.status import read_status, status_path
 
 console = Console(width=120)
 PACKAGES, CLEAN, DEAD, ALERTS = "edge.packages.v1", "readings.clean.v1", "edge.deadletter.v1", "alerts.v1"
@@ -179,15 +182,51 @@ def read_outputs(settings: InfraSettings, start: dict[str, dict[int, int]]) -> O
     return out
 
 
+LAKE_QUIET_S = 300.0  # give up once the writer has finished no batch for this long
+LAKE_MAX_S = 1800.0  # and in any case after this (a bounded wait)
+
+
 def _wait_for_lake(settings: InfraSettings, landed: dict[str, int]) -> bool:
-    """True once each count query of `landed` returns at least its number (the run's rows in the lake)."""
-    deadline = time.monotonic() + 300
-    with console.status("waiting for the lake writer to land the run (silver.packages, bronze.flagged_samples) ..."):
-        while time.monotonic() < deadline:
+    """True once each count query of `landed` returns at least its number (the run's rows in the lake).
+
+    The writer reads the topics in order: with an older backlog (say, what `make test` left) it lands this run
+    only after that. So the wait goes on while its batches keep completing, and says so.
+    """
+    began = last_progress = time.monotonic()
+    last_batch: int | None = None
+    with console.status(
+        "waiting for the lake writer to land the run (silver.packages, bronze.flagged_samples) ..."
+    ) as shown:
+        while time.monotonic() - last_progress < LAKE_QUIET_S and time.monotonic() - began < LAKE_MAX_S:
             if all(_trino(settings, sql)[0][0] >= count for sql, count in landed.items()):
                 return True
+            status = read_status(status_path(settings)) or {}
+            batch = status.get("batch_id")
+            if batch is not None and batch != last_batch:
+                if last_batch is not None:
+                    last_progress = time.monotonic()
+                    behind = _lake_backlog(settings)
+                    shown.update(
+                        f"the lake writer lands older messages first ({behind if behind is not None else '?'} "
+                        f"left at batch {batch}, {status.get('rows_per_second', '?')} rows/s); "
+                        f"{time.monotonic() - began:.0f} s so far ..."
+                    )
+                last_batch = batch
             time.sleep(2.0)
     return False
+
+
+def _lake_backlog(settings: InfraSettings) -> int | None:
+    """Messages the lake writer has still to read: the topics' ends minus the offsets of its latest planned batch
+    (the last line of Spark's newest offsets file in the checkpoint); None if that cannot be read."""
+    offsets_dir = LakeSettings().checkpoint(settings) / "query" / "offsets"
+    try:
+        newest = max((p for p in offsets_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+        planned: dict[str, dict[str, int]] = json.loads(newest.read_text().splitlines()[-1])
+        ends = end_offsets(settings, tuple(planned))
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+    return sum(max(ends[t].get(int(p), 0) - o, 0) for t, parts in planned.items() for p, o in parts.items())
 
 
 def _trino(settings: InfraSettings, sql: str) -> list[list[Any]]:
@@ -279,8 +318,16 @@ def main(seconds: Annotated[float, typer.Option(help="how long the simulated pla
         f"SELECT count(DISTINCT package_id) FROM silver.packages WHERE {clean_rows}": packages,  # noqa: S608
         f"SELECT count(*) FROM bronze.flagged_samples WHERE {flagged_rows}": flagged,  # noqa: S608
     }
+    if (behind := _lake_backlog(settings)) is not None and behind > 10_000:
+        console.print(
+            f"the lake writer is {behind} messages behind (older runs, e.g. `make test`'s); "
+            "it lands this run after them, so this can take minutes"
+        )
     if not _wait_for_lake(settings, landed):
-        console.print("[red]the lake writer did not land the run in time; see `make lake-status`[/]")
+        console.print(
+            "[red]the lake writer did not land the run (no batch finished for 5 min, or 30 min passed); "
+            "see `make lake-status`[/]"
+        )
         raise typer.Exit(1)
     console.print("running today's nightly batch (no compaction) for the health ranking ...")
     today = datetime.now(UTC).date().isoformat()
