@@ -80,12 +80,15 @@ def robust_z(value: float, reference: list[float], floor: float = HISTORY_FLOOR)
     return min(abs(value - median) / scale, Z_CAP)
 
 
-def relative_trend(values: list[float]) -> float | None:
-    """Least-squares slope per day of `values` (one per consecutive day), relative to their median."""
+def relative_trend(values: list[float], days: list[float] | None = None) -> float | None:
+    """Least-squares slope per day of `values`, relative to their median. `days` are their days (day numbers);
+    None: one per consecutive day. A history with gaps (an idle plant) must give its real days, or the slope
+    is steeper than it is."""
     if len(values) < 3:
         return None
     y = np.asarray(values, dtype=np.float64)
-    slope = float(np.polyfit(np.arange(y.size, dtype=np.float64), y, 1)[0])
+    x = np.asarray(days if days is not None else range(y.size), dtype=np.float64)
+    slope = float(np.polyfit(x, y, 1)[0])
     median = float(np.median(y))
     return slope / median if median else None
 
@@ -115,9 +118,12 @@ def score_sensor(
     worst, deviation = (ranked[0][0], float(np.mean([z for _, z in ranked[:2]]))) if ranked else ("", 0.0)
     if not worst:
         basis = "none"
-    rms_series = [h.features["rms"] for h in own if h.features.get("rms") is not None]
+    rms_series = [(h.day, v) for h in own if (v := h.features.get("rms")) is not None]
     today_rms = day.features.get("rms")
-    trend = relative_trend([*[v for v in rms_series if v is not None], today_rms]) if today_rms is not None else None
+    trend = None
+    if today_rms is not None:
+        series = [*rms_series, (day.day, today_rms)]
+        trend = relative_trend([v for _, v in series], [float((d - day.day).days) for d, _ in series])
     if trend is not None:
         drift = min(abs(trend) * window_days * 10.0, Z_CAP)
         if drift > deviation:

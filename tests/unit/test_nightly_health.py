@@ -78,6 +78,10 @@ def test_robust_z_and_trend() -> None:
     assert robust_z(1e9, [1.0, 2.0, 3.0]) == 10.0  # capped
     assert relative_trend([1.0, 2.0]) is None
     assert relative_trend([10.0, 11.0, 12.0]) == pytest.approx(1 / 11)
+    # Days -7, -6, -5 and today: the rise is spread over 7 days, not 3 (an idle plant left a gap).
+    # Least squares by hand: Sxy = 0.45 and Sxx = 29 around the means; the median is 1.0.
+    assert relative_trend([1.0, 1.0, 1.0, 1.1], [-7.0, -6.0, -5.0, 0.0]) == pytest.approx(0.45 / 29)
+    assert relative_trend([1.0, 1.0, 1.0, 1.1]) == pytest.approx(0.03)  # as if consecutive: twice as steep
 
 
 def test_features_cover_the_stats_table() -> None:
