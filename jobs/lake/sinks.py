@@ -11,7 +11,7 @@ stage sent twice (at-least-once replay) lands once.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from delta.tables import DeltaTable
@@ -70,6 +70,13 @@ def retire(spark: SparkSession, retired: DataFrame, table: Table, root: str) -> 
     )
 
 
+def utc_date(moment: datetime) -> date:
+    """The UTC date of a time pyspark collected: it hands timestamps back naive, in this process's local time,
+    while the received_date partitions are UTC dates. `.date()` alone pruned to the wrong day on a host whose
+    offset from UTC exceeds the dedupe window, and a replay near midnight landed twice."""
+    return moment.astimezone(UTC).date()  # a naive datetime is taken as local time, which it is
+
+
 def first_deliveries(spark: SparkSession, batches: DataFrame, index: Table, root: str, window: timedelta) -> DataFrame:
     """Per-package records (clean or flagged) whose package is not yet in `index`: replays and in-batch repeats removed.
 
@@ -90,7 +97,7 @@ def first_deliveries(spark: SparkSession, batches: DataFrame, index: Table, root
         known = (
             spark.read.format("delta")
             .load(index.s3a(root))
-            .where(F.col("received_date").between(F.lit(low.date()), F.lit(high.date())))
+            .where(F.col("received_date").between(F.lit(utc_date(low)), F.lit(utc_date(high))))
             .where(F.col("received_at").between(F.lit(low), F.lit(high)))
             .select("package_id")
         )
