@@ -77,7 +77,7 @@ LAKE_QUERIES = (
     (
         "health ranking of the machines today (gold.health_scores; 100 = like its peers and history)",
         "SELECT rank, asset_id, machine_kind, round(score, 1) AS score, healthy, worst_quantity, worst_feature, basis "
-        "FROM gold.health_scores WHERE site = 'plant-a' AND date = current_date ORDER BY rank",
+        "FROM gold.health_scores WHERE site = 'plant-a' AND date = DATE '{today}' ORDER BY rank",
         True,
     ),
 )
@@ -341,7 +341,8 @@ def main(seconds: Annotated[float, typer.Option(help="how long the simulated pla
         console.print(f"[red]the nightly batch failed:[/]\n{escape(nightly.stdout[-3000:] + nightly.stderr[-3000:])}")
         raise typer.Exit(1)
     for title, sql, required in LAKE_QUERIES:
-        sql = sql.format(since=f"from_iso8601_timestamp('{report.started_at.isoformat()}')")
+        # `today` is the UTC date the nightly run above wrote; Trino's current_date is the client's local date.
+        sql = sql.format(since=f"from_iso8601_timestamp('{report.started_at.isoformat()}')", today=today)
         columns, rows = _trino_with_columns(settings, sql)
         console.print(escape(sql), style="dim")
         console.print(_table(title, columns, [[_cell(v) for v in row] for row in rows]))

@@ -2,7 +2,7 @@
 
 Definitions (also in docs/nightly.md):
 - samples, min, max, mean: over the day's clean samples (by corrected time `t`).
-- std: sample standard deviation (n - 1); rms: sqrt(mean(v^2)); crest factor: max |v| / rms.
+- std: sample standard deviation (n - 1); rms: sqrt(mean(v^2)); crest factor: max |v| / rms (null if rms is 0).
 - p50/p95/p99: exact percentiles with linear interpolation (Spark `percentile`, numpy's default).
 - kurtosis: excess kurtosis, population moments (m4 / m2^2 - 3; Spark `kurtosis`, scipy's default).
 - share_<code>: that quality code's share of every graded sample of the packages whose first clean
@@ -52,7 +52,8 @@ def daily_sensor_stats(spark: SparkSession, root: str, day: date) -> DataFrame:
         F.percentile("value", F.lit(0.95)).alias("p95"),
         F.percentile("value", F.lit(0.99)).alias("p99"),
         F.kurtosis("value").alias("kurtosis"),
-        (F.max(F.abs("value")) / rms).alias("crest_factor"),
+        # try_divide: null for a day of all-zero values (an idle sensor), where ANSI mode's `/` would fail the run.
+        F.try_divide(F.max(F.abs("value")), rms).alias("crest_factor"),
     )
     packages = (
         spark.read.format("delta")
