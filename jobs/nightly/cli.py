@@ -95,13 +95,17 @@ def schedule_on() -> None:
     argv = [sys.executable, "-m", "jobs.nightly", "scheduler", "--data-dir", str(infra.data_dir)]
     try:
         pid = already or procs.start(infra, procs.ProcessSpec(schedule.NAME, argv, (), infra.data_dir.parent))
-        procs.wait_healthy(
-            infra,
-            schedule.NAME,
-            pid,
-            lambda: "scheduled at" in procs.tail(procs.log_file(infra, schedule.NAME)),
-            timeout=60,
-        )
+        if already is None:  # this start's own line: the log also holds older daemons' lines
+            procs.wait_healthy(
+                infra,
+                schedule.NAME,
+                pid,
+                lambda: (
+                    "UTC; next run" in (log := procs.tail(procs.log_file(infra, schedule.NAME)))
+                    and f"(pid {pid})" in log
+                ),
+                timeout=60,
+            )
     except InfraError as exc:
         console.print(f"[bold red]error[/] {exc}")
         raise typer.Exit(1) from exc

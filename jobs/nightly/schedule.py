@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -104,5 +105,6 @@ def serve(infra: InfraSettings, cron: str) -> None:
     if owed is not None:
         log.info("the run for %s was missed while the scheduler was down: running it now", owed)
         scheduler.add_job(run_once, args=(infra, owed), id="nightly-catch-up")
-    log.info("nightly batch scheduled at '%s' UTC; next run %s", cron, next_run(cron))
+    # The pid lets `make nightly-schedule` tell this start from an older daemon's line in the same log.
+    log.info("nightly batch scheduled at '%s' UTC; next run %s (pid %d)", cron, next_run(cron), os.getpid())
     scheduler.start()
