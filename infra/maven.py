@@ -61,20 +61,28 @@ def render_pom(label: str, coords: Sequence[str]) -> str:
 
 
 def copy_with_dependencies(service: str, coords: Sequence[str], dest: Path) -> Path:
-    """Copy `group:artifact:version[:nodeps]` and their runtime dependencies into `dest`."""
+    """Copy `group:artifact:version[:nodeps]` and their runtime dependencies into `dest`.
+
+    Copied into a staging folder renamed to `dest` once complete: a copy cut short (Ctrl-C) left a truncated
+    jar in `dest`, which Maven's next run kept (it is newer than the source) and stamped complete.
+    """
     stamp = dest / ".complete"
     if stamp.exists():
         return dest
-    dest.mkdir(parents=True, exist_ok=True)
+    staging = dest.with_name(f".{dest.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="vigil-mvn-") as tmp:
         pom = Path(tmp) / "pom.xml"
         pom.write_text(render_pom(service, coords))
         run(
             service,
-            ["dependency:copy-dependencies", f"-DoutputDirectory={dest}", "-DincludeScope=runtime"],
+            ["dependency:copy-dependencies", f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
             Path(tmp),
         )
-    stamp.touch()
+    (staging / ".complete").touch()
+    shutil.rmtree(dest, ignore_errors=True)  # what an interrupted run of the older code left there
+    staging.rename(dest)
     return dest
 
 
