@@ -78,7 +78,8 @@ def _set_max_message_bytes(admin: AdminClient, topic: str, value: int | None) ->
     while time.monotonic() < deadline:  # the controller accepted it; wait until the broker applies it too
         described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
         now = next(iter(described.values())).result(10)["max.message.bytes"].value
-        if now == str(value) if value is not None else now != str(REFUSED_OVER_BYTES):
+        applied = now == str(value) if value is not None else now != str(REFUSED_OVER_BYTES)
+        if applied:
             return
         time.sleep(0.2)
     raise AssertionError(f"{topic}: max.message.bytes still not {value or 'the default'} after 15 s")

@@ -17,13 +17,11 @@ from typing import Final
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import Counter
 
-from contracts.topics import MAX_INPUT_BYTES
-
 MAX_MESSAGE_BYTES: Final = 1_000_000
 """Largest message (value, key, headers and record overhead) the broker produces: librdkafka's default
-`message.max.bytes`, set explicitly. It stays below the ingest topics' max.message.bytes (MAX_INPUT_BYTES),
-so a message librdkafka takes also fits the record batch Kafka checks against the topic's limit."""
-assert MAX_MESSAGE_BYTES < MAX_INPUT_BYTES
+`message.max.bytes`, set explicitly. It stays below the ingest topics' max.message.bytes
+(contracts.topics.MAX_INPUT_BYTES; a unit test checks it), so a message librdkafka takes also fits the record
+batch Kafka checks against the topic's limit."""
 # librdkafka's RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: the varints and attributes byte around a record.
 _RECORD_OVERHEAD: Final = 36
 

@@ -7,14 +7,12 @@ parked packages were one table value), and a crashed worker replays into the sam
 from __future__ import annotations
 
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, DeadLetter, EdgePackage, Window
 from contracts.package import Samples
@@ -24,6 +22,7 @@ from tests.integration.test_streams_pipeline import (
     TIMEOUT_S,
     _clean_of,
     _collect,
+    _metric,
     _package,
     _producer,
     _read,
@@ -57,14 +56,7 @@ def _alive(worker: Worker) -> bool:
 
 def _gauge(worker: Worker, name: str, **labels: str) -> float:
     """The worker's metric `name` (summed over the samples whose labels include `labels`)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name == name and labels.items() <= s.labels.items()
-    )
+    return sum(value for _, value in _metric(worker, name, **labels))
 
 
 def test_a_limit_sized_dead_letter_and_a_long_parked_backlog_lose_nothing(

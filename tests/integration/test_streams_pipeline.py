@@ -167,15 +167,22 @@ def _clean_of(settings: InfraSettings, since: dict[str, dict[int, int]], ids: se
     )
 
 
-def _lag(worker: Worker, topic: str) -> dict[int, float]:
-    """vigil_stream_consumer_lag of `topic` per partition, as the worker's /metrics reports it."""
+def _metric(worker: Worker, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
+    """The (labels, value) samples of metric `name` on the worker's /metrics whose labels include `labels`."""
     with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return {
-        int(s.labels["partition"]): s.value
+    return [
+        (s.labels, s.value)
         for family in text_string_to_metric_families(text)
         for s in family.samples
-        if s.name == "vigil_stream_consumer_lag" and s.labels.get("topic") == topic
+        if s.name == name and labels.items() <= s.labels.items()
+    ]
+
+
+def _lag(worker: Worker, topic: str) -> dict[int, float]:
+    """vigil_stream_consumer_lag of `topic` per partition."""
+    return {
+        int(labels["partition"]): value for labels, value in _metric(worker, "vigil_stream_consumer_lag", topic=topic)
     }
 
 

@@ -27,6 +27,7 @@ from connectors.rest.ratelimit import RateLimiter
 from connectors.rest.settings import RestSettings
 from connectors.rest.tls import ensure_self_signed
 from connectors.rest.tokens import Grant, Role, TokenError, TokenStore
+from contracts.topics import MAX_INPUT_BYTES
 from infra.settings import InfraSettings
 from tests.integration.rest_support import package
 
@@ -235,3 +236,8 @@ def test_every_message_is_size_checked_before_any_is_produced() -> None:
     assert "2 of the request's messages" in refusal.detail
     refusal = _refusal(check_sizes, [message(MAX_MESSAGE_BYTES + 1)])
     assert (refusal.field, refusal.detail.split(" is ")[0]) == (None, "the package")
+
+
+def test_a_message_the_broker_produces_fits_the_ingest_topics() -> None:
+    # A message librdkafka takes (MAX_MESSAGE_BYTES) must also fit the topic's max.message.bytes.
+    assert MAX_MESSAGE_BYTES < MAX_INPUT_BYTES
