@@ -2,15 +2,24 @@
 
 Spark writes the Delta log; Trino's file metastore only needs to be told where a
 table lives. Registration is idempotent: a table already registered at the same
-location is left alone, so every writer can call `register` at start.
+location is left alone, so every writer can call `register` at start. A table
+registered elsewhere (the lake root moved) is re-pointed to the wanted location,
+with a warning.
 """
 
 from __future__ import annotations
+
+import logging
+import re
 
 import trino
 
 from infra.settings import InfraSettings
 from jobs.lake.tables import Table
+
+log = logging.getLogger("vigil.lake.catalog")
+# The WITH clause of SHOW CREATE TABLE: `location = 's3://lake/bronze/packages'` (quotes doubled inside).
+_LOCATION = re.compile(r"^\s*location = '((?:[^']|'')*)'", re.MULTILINE)
 
 
 def connect(settings: InfraSettings, user: str = "vigil-jobs") -> trino.dbapi.Connection:
@@ -39,31 +48,52 @@ def registered(cursor: trino.dbapi.Cursor, schema: str) -> set[str]:
     return {row[0] for row in cursor.fetchall()}
 
 
+def location(cursor: trino.dbapi.Cursor, table: Table) -> str:
+    """Where Trino reads the registered `table` from (the `location` of SHOW CREATE TABLE)."""
+    cursor.execute(f"SHOW CREATE TABLE {table.qualified}")  # type: ignore[no-untyped-call]
+    statement = str(cursor.fetchall()[0][0])
+    found = _LOCATION.search(statement)
+    if found is None:
+        raise RuntimeError(f"no location in Trino's definition of {table.qualified}: {statement}")
+    return found.group(1).replace("''", "'")
+
+
 def register(settings: InfraSettings, table: Table, root: str | None = None) -> bool:
-    """Make `table` (whose Delta log must exist) queryable in Trino; True if it was newly registered."""
-    location = table.s3(root) if root else table.s3()
+    """Make `table` (whose Delta log must exist) queryable in Trino at `root`; True if it was newly registered
+    or re-pointed there from another location (the lake root moved), False if already registered there."""
+    wanted = table.s3(root) if root else table.s3()
     with connect(settings) as connection:
         cursor = connection.cursor()
         if table.name in registered(cursor, table.schema):
-            return False
-        # CALL takes no prepared-statement parameters, hence literals (our own names, quoted).
-        cursor.execute(
-            f"CALL system.register_table(schema_name => {_literal(table.schema)}, "
-            f"table_name => {_literal(table.name)}, table_location => {_literal(location)})"
-        )
-        cursor.fetchall()
+            current = location(cursor, table)
+            if current.rstrip("/") == wanted.rstrip("/"):
+                return False
+            _call(cursor, "unregister_table", table)
+            try:
+                _call(cursor, "register_table", table, wanted)
+            except Exception:
+                _call(cursor, "register_table", table, current)  # not left unregistered: back where it was
+                raise
+            log.warning("re-pointed %s in Trino from %s to %s", table.qualified, current, wanted)
+            return True
+        _call(cursor, "register_table", table, wanted)
     return True
 
 
 def flush_metadata_cache(settings: InfraSettings, table: Table) -> None:
     """Trino caches a table's Delta snapshot briefly; after a schema change a job can ask it to re-read."""
     with connect(settings) as connection:
-        cursor = connection.cursor()
-        cursor.execute(
-            f"CALL system.flush_metadata_cache(schema_name => {_literal(table.schema)}, "
-            f"table_name => {_literal(table.name)})"
-        )
-        cursor.fetchall()
+        _call(connection.cursor(), "flush_metadata_cache", table)
+
+
+def _call(cursor: trino.dbapi.Cursor, procedure: str, table: Table, table_location: str | None = None) -> None:
+    """CALL one of the catalog's table procedures. CALL takes no prepared-statement parameters, hence literals
+    (our own names, quoted)."""
+    arguments = f"schema_name => {_literal(table.schema)}, table_name => {_literal(table.name)}"
+    if table_location is not None:
+        arguments += f", table_location => {_literal(table_location)}"
+    cursor.execute(f"CALL system.{procedure}({arguments})")  # type: ignore[no-untyped-call]
+    cursor.fetchall()
 
 
 def _literal(text: str) -> str:

@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.settings import InfraSettings
+from jobs.lake.tables import trino_root
 
 
 class LakeSettings(BaseSettings):
@@ -48,4 +49,4 @@ class LakeSettings(BaseSettings):
 
     @property
     def trino_root(self) -> str:
-        return "s3://" + self.root.removeprefix("s3a://")
+        return trino_root(self.root)

@@ -15,6 +15,11 @@ from typing import Final
 BUCKET: Final = "lake"
 
 
+def trino_root(root: str) -> str:
+    """A lake root as Trino names it (`s3://`) from the root Spark writes to (`s3a://`)."""
+    return "s3://" + root.removeprefix("s3a://")
+
+
 @dataclass(frozen=True)
 class Table:
     schema: str  # Trino schema: bronze, silver or gold
