@@ -212,7 +212,9 @@ def test_lake_writer_killed_mid_stream_loses_and_duplicates_nothing(lake_writer:
     _assert_lake_holds(settings, want)
 
 
-def _numpy_stats(clean: list[CleanReadingBatch], day: date) -> dict[str, dict[str, float]]:
+def _numpy_stats(
+    clean: list[CleanReadingBatch], flagged: dict[uuid.UUID, FlaggedSamples], day: date
+) -> dict[str, dict[str, float | None]]:
     """The gold.daily_sensor_stats numbers of `day`, computed independently with numpy from the Kafka records."""
     values: dict[str, list[float]] = defaultdict(list)
     graded: dict[str, Counter[str]] = defaultdict(Counter)
@@ -220,14 +222,20 @@ def _numpy_stats(clean: list[CleanReadingBatch], day: date) -> dict[str, dict[st
         for t_us, v in zip(c.t_us, c.v, strict=True):
             if datetime.fromtimestamp(t_us / 1e6, tz=UTC).date() == day:
                 values[str(c.sensor_id)].append(v)
-        if c.v and datetime.fromtimestamp(min(c.t_us) / 1e6, tz=UTC).date() == day:
+        # A package is dated by its first clean sample; one with every sample flagged by its first flagged one.
+        first = c.t_us or (flagged[c.package_id].t_us if c.dropped and c.package_id in flagged else [])
+        if first and datetime.fromtimestamp(min(first) / 1e6, tz=UTC).date() == day:
             graded[str(c.sensor_id)].update({"ok": len(c.v), **c.dropped})
-    out = {}
-    for sensor, vs in values.items():
-        x = np.asarray(vs)
+    out: dict[str, dict[str, float | None]] = {}
+    for sensor in values.keys() | graded.keys():
+        total = sum(graded[sensor].values())
+        share_ok = graded[sensor]["ok"] / total if total else None
+        if not values[sensor]:  # only flagged samples that day: a row without statistics
+            out[sensor] = {"samples": 0.0, "mean": None, "std": None, "rms": None, "p95": None, "share_ok": share_ok}
+            continue
+        x = np.asarray(values[sensor])
         rms = float(np.sqrt(np.mean(x**2)))
         centred = x - x.mean()
-        total = sum(graded[sensor].values())
         out[sensor] = {
             "samples": float(x.size),
             "mean": float(x.mean()),
@@ -238,7 +246,7 @@ def _numpy_stats(clean: list[CleanReadingBatch], day: date) -> dict[str, dict[st
             "p99": float(np.percentile(x, 99)),
             "kurtosis": float(np.mean(centred**4) / np.mean(centred**2) ** 2 - 3),
             "crest_factor": float(np.abs(x).max() / rms),
-            "share_ok": graded[sensor]["ok"] / total,
+            "share_ok": share_ok,
         }
     return out
 
@@ -257,8 +265,13 @@ def test_nightly_stats_match_numpy_and_a_rerun_changes_nothing(lake_writer: Infr
         if c.site == site
     ]
     clean = list({c.package_id: c for c in clean}.values())
+    flagged = {
+        f.package_id: f  # a replayed record counts once, as in the lake
+        for f in decode_all(FlaggedSamples, read(settings, FLAGGED, since[FLAGGED], want.until[FLAGGED]))
+        if f.site == site
+    }
     day = datetime.fromtimestamp(min(min(c.t_us) for c in clean if c.t_us) / 1e6, tz=UTC).date()
-    expected = _numpy_stats(clean, day)
+    expected = _numpy_stats(clean, flagged, day)
 
     def nightly() -> list[list[object]]:
         done = subprocess.run(

@@ -1,5 +1,5 @@
 """The nightly batch's lake steps by real Spark over Delta tables on MinIO: the ledger (with Kafka's real
-offsets) and the maintenance (compaction, retention, vacuum).
+offsets), the daily sensor statistics and the maintenance (compaction, retention, vacuum).
 
 Each test uses a lake root of its own under the `lake` bucket, and a day long before any message in
 Kafka, so every topic counts 0 messages that day and the lake side alone decides the ledger's statuses.
@@ -24,6 +24,7 @@ from jobs.lake.tables import BRONZE_FLAGGED_SAMPLES, BUCKET, SILVER_PACKAGES, SI
 from jobs.nightly.ledger import CHECKS, ledger_rows
 from jobs.nightly.maintenance import maintain
 from jobs.nightly.run import _send as send_health_alerts
+from jobs.nightly.stats import daily_sensor_stats
 from tests.kafka_keyed import ends, read_keyed, refusing_writes
 
 pytestmark = pytest.mark.integration
@@ -114,6 +115,54 @@ def test_flagged_samples_are_checked_against_the_dropped_counts(
     outliers = _ledger(spark, platform, root)[f"readings.clean.v1 -> {BRONZE_FLAGGED_SAMPLES.qualified}"]
     assert (outliers["kafka_messages"], outliers["table_rows"], outliers["difference"]) == (5, 4, -1)
     assert outliers["status"] == "missing"
+
+
+def test_a_sensor_with_only_flagged_samples_gets_a_row_and_its_drops_count(spark: SparkSession, root: str) -> None:
+    noon = datetime.combine(DAY, time(12), tzinfo=UTC)
+    next_day = noon + timedelta(days=1)
+    a = {"sensor_id": "A", "asset_id": "press-a", "site": "s1", "quantity": "temperature", "unit": "degC"}
+    b = {"sensor_id": "B", "asset_id": "press-b", "site": "s1", "quantity": "vibration", "unit": "mm/s"}
+    _append(
+        spark,
+        SILVER_PACKAGES,
+        root,
+        [
+            {**a, "package_id": "a1", "first_t": noon, "ok_samples": 3, "dropped": {"spike": 1}},
+            # All flagged: no clean sample, so no first_t; dated by its first flagged sample.
+            {**b, "package_id": "b1", "first_t": None, "last_t": None, "ok_samples": 0, "dropped": {"stuck": 4}},
+            # Its flagged samples are on the next day: not graded on DAY.
+            {**b, "package_id": "b2", "first_t": None, "last_t": None, "ok_samples": 0, "dropped": {"stuck": 2}},
+            # Smart-data features only: nothing to grade.
+            {**b, "package_id": "b3", "first_t": None, "last_t": None, "ok_samples": 0, "dropped": {}},
+        ],
+    )
+    readings = [
+        {**a, "package_id": "a1", "sample_index": i, "value": float(i + 1), "t": noon + timedelta(seconds=i)}
+        for i in range(3)
+    ]
+    _append(spark, SILVER_READINGS, root, [{**r, "year": DAY.year, "month": DAY.month} for r in readings])
+
+    # A young lake without bronze.flagged_samples: no crash, the clean sensor as before.
+    assert [r.sensor_id for r in daily_sensor_stats(spark, root, DAY).collect()] == ["A"]
+
+    morning = datetime.combine(DAY, time(8), tzinfo=UTC)
+    flagged = [{**b, "package_id": "b1", "sample_index": i, "t": morning + timedelta(seconds=i)} for i in range(4)]
+    flagged += [
+        {**b, "package_id": "b2", "sample_index": i, "t": next_day + timedelta(seconds=i), "processed_at": next_day}
+        for i in range(2)
+    ]
+    _append(spark, BRONZE_FLAGGED_SAMPLES, root, [{**f, "quality": "stuck"} for f in flagged])
+
+    rows = {r.sensor_id: r.asDict() for r in daily_sensor_stats(spark, root, DAY).collect()}
+    assert rows.keys() == {"A", "B"}
+    dead = rows["B"]
+    assert {k: dead[k] for k in b} == b
+    assert (dead["samples"], dead["mean"], dead["rms"], dead["p95"]) == (0, None, None, None)
+    assert (dead["share_stuck"], dead["share_ok"], dead["graded_samples"], dead["packages"]) == (1.0, 0.0, 4, 1)
+    clean = rows["A"]
+    assert {k: clean[k] for k in a} == a
+    assert (clean["samples"], clean["mean"], clean["graded_samples"], clean["packages"]) == (3, 2.0, 4, 1)
+    assert (clean["share_ok"], clean["share_spike"], clean["share_stuck"]) == (0.75, 0.25, 0.0)
 
 
 def test_maintenance_compacts_the_day_and_deletes_rows_past_retention(
