@@ -78,7 +78,7 @@ def _report(result: object) -> None:
         )
     console.print(ranking)
     for alert in result.alerts:
-        console.print(f"  [yellow]alert raised[/]: {alert}")
+        console.print(f"  [yellow]health alert[/]: {alert}")
     ledger = Table("topic", "table", "kafka", "rows", "status", title="gold.pipeline_ledger")
     for row in result.ledger:
         topic, table, kafka, rows, _diff, status = row[:6]

@@ -1,9 +1,9 @@
 """One nightly run per UTC day: maintenance, then the gold tables, each day's partition replaced as a whole.
 
 Idempotent per day: gold partitions are overwritten with `replaceWhere`, rows are
-computed only from the lake (no clock in them), and a health alert is raised at
-most once per machine and day (its id is derived from machine and day, and a
-re-run sees `alert_raised` in the partition it is about to replace).
+computed only from the lake (no clock in them), and a health alert is sent at
+most once per machine, day and state (its id is derived from them, and a re-run
+sees the ids recorded in the partition it is about to replace).
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ from datetime import time as day_time
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, Message, Producer
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from contracts import Alert, AlertSource, AlertState, Severity
 from contracts import avro as avro_codec
 from infra.settings import InfraSettings
 from jobs.lake import catalog, sinks, views
-from jobs.lake.tables import SILVER_SENSORS, Table
+from jobs.lake.tables import SILVER_SENSORS, Table, trino_root
+from jobs.nightly.episodes import Change, LastDay, Machine, next_day
 from jobs.nightly.health import FEATURES, MachineScore, SensorDay, score_machines
 from jobs.nightly.ledger import ledger_rows
 from jobs.nightly.maintenance import is_table, maintain
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("vigil.nightly")
-_ALERT_NAMESPACE = uuid.UUID("6b1f2a5e-3c4d-4e8f-9a0b-1c2d3e4f5a6b")  # fixed: the same machine and day, the same id
 
 
 @dataclass
@@ -51,8 +52,13 @@ class DayResult:
 
 
 def _replace_day(rows: DataFrame, table: Table, root: str, day: date) -> None:
-    rows.write.format("delta").mode("overwrite").option("replaceWhere", f"date = '{day.isoformat()}'").save(
-        table.s3a(root)
+    # mergeSchema: a column added to a gold table since it was created is added to it (older rows read null).
+    (
+        rows.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"date = '{day.isoformat()}'")
+        .option("mergeSchema", "true")
+        .save(table.s3a(root))
     )
 
 
@@ -79,9 +85,10 @@ def run_day(
     result.ledger = ledger_rows(spark, root, infra.kafka_bootstrap, day)
     ledger_schema = " ".join(PIPELINE_LEDGER.ddl.replace("NOT NULL", "").split())
     _replace_day(spark.createDataFrame(result.ledger, ledger_schema), PIPELINE_LEDGER, root, day)
-    if root == "s3a://lake":
+    if nightly.register_in_trino and root == nightly.root:  # a root of a test's own stays out of the catalog
         for table in GOLD:
-            catalog.register(infra, table)
+            if catalog.register(infra, table, trino_root(root)):
+                log.info("registered %s in Trino at %s", table.qualified, table.s3(trino_root(root)))
         views.create_views(infra, views.GOLD_VIEWS)
     result.seconds = time.monotonic() - started
     return result
@@ -92,6 +99,9 @@ def _sensor_days(spark: SparkSession, root: str, day: date, window: int) -> list
         spark.read.format("delta")
         .load(DAILY_SENSOR_STATS.s3a(root))
         .where(F.col("date").between(F.lit(day - timedelta(days=window)), F.lit(day)))
+        # A sensor with no clean sample that day (all flagged) has no features: it is no evidence of health, and
+        # would lower its machine's mean deviation as if it were (its quality shows in daily_sensor_stats).
+        .where(F.col("samples") > 0)
     )
     kinds: dict[str, str | None] = {}
     if is_table(spark, SILVER_SENSORS, root):
@@ -123,27 +133,34 @@ def _health(
         window_days=nightly.trailing_days,
     )
     scores = spark.read.format("delta").load(HEALTH_SCORES.s3a(root))
-    yesterday = {(r.site, r.asset_id): r.healthy for r in scores.where(f"date = '{day - timedelta(days=1)}'").collect()}
-    raised_before = {(r.site, r.asset_id) for r in scores.where(f"date = '{day}' AND alert_raised").collect()}
+    last_days = _last_days(scores, day)
+    # A re-run of the day: the alerts its earlier run recorded were sent before they were recorded.
+    sent = {r.alert_id for r in scores.where(F.col("date") == F.lit(day)).where("alert_id IS NOT NULL").collect()}
     rows, alerts, to_send = [], [], []
     ranks: dict[str, int] = defaultdict(int)
     for m in machines:  # worst first: rank 1 is the least healthy machine of its site
         ranks[m.site] += 1
-        rank = ranks[m.site]
-        healthy = m.score >= nightly.unhealthy_below
-        newly_unhealthy = not healthy and yesterday.get((m.site, m.asset_id), True)
-        alert_id = uuid.uuid5(_ALERT_NAMESPACE, f"health:{m.site}:{m.asset_id}:{day.isoformat()}")
-        if newly_unhealthy and (m.site, m.asset_id) not in raised_before:
-            to_send.append(_alert(m, alert_id, day, nightly))
-            alerts.append(f"{m.asset_id} ({m.site}): health {m.score:.1f}")
+        outcome = next_day(
+            (m.site, m.asset_id),
+            day,
+            m.score,
+            last_days.get((m.site, m.asset_id)),
+            unhealthy_below=nightly.unhealthy_below,
+            healthy_again_at=nightly.healthy_again_at,
+        )
+        change = outcome.change
+        if change is not None:
+            alerts.append(f"{m.asset_id} ({m.site}): health {m.score:.1f}, {change.state.value}")
+            if str(change.alert_id) not in sent:
+                to_send.append(_alert(m, change, day, nightly))
         rows.append(
             (
                 m.asset_id,
                 m.site,
                 m.machine_kind,
                 float(m.score),
-                rank,
-                healthy,
+                ranks[m.site],
+                m.score >= nightly.unhealthy_below,
                 m.basis,
                 m.worst.sensor_id,
                 m.worst.quantity,
@@ -151,8 +168,10 @@ def _health(
                 float(m.deviation),
                 m.rms_trend_per_day,
                 m.sensors,
-                bool(newly_unhealthy),
-                str(alert_id) if newly_unhealthy else None,
+                change is not None and change.state is AlertState.OPEN,
+                str(change.alert_id) if change else None,
+                change is not None and change.state is AlertState.CLOSE,
+                str(outcome.episode_id) if outcome.episode_id else None,
                 day,
             )
         )
@@ -165,26 +184,48 @@ def _health(
     return machines, alerts
 
 
-def _alert(m: MachineScore, alert_id: uuid.UUID, day: date, nightly: NightlySettings) -> Alert:
+def _last_days(scores: DataFrame, day: date) -> dict[Machine, LastDay]:
+    """Each machine's latest row before `day`, however far back: an episode stays open through unscored days."""
+    before = scores.where(F.col("date") < F.lit(day))
+    newest = Window.partitionBy("site", "asset_id").orderBy(F.col("date").desc())
+    latest = before.withColumn("n", F.row_number().over(newest)).where("n = 1").collect()
+    raised = before.where("alert_raised").groupBy("site", "asset_id").agg(F.max_by("alert_id", "date").alias("id"))
+    last_raised = {(r.site, r.asset_id): r.id for r in raised.collect()}
+    recorded = "episode_id" in scores.columns  # not in a table written before episodes were recorded
+    return {
+        (r.site, r.asset_id): LastDay(
+            r.healthy, r.episode_id if recorded else None, last_raised.get((r.site, r.asset_id))
+        )
+        for r in latest
+    }
+
+
+def _alert(m: MachineScore, change: Change, day: date, nightly: NightlySettings) -> Alert:
     start = datetime.combine(day, day_time(), tzinfo=UTC)
-    severity = Severity.CRITICAL if m.score < nightly.critical_below else Severity.WARNING
+    if change.state is AlertState.CLOSE:
+        severity, threshold = Severity.INFO, nightly.healthy_again_at
+        message = f"health score {m.score:.1f} on {day} back at or above {nightly.healthy_again_at:g}"
+    else:
+        severity = Severity.CRITICAL if m.score < nightly.critical_below else Severity.WARNING
+        threshold = nightly.unhealthy_below
+        message = (
+            f"health score {m.score:.1f} on {day} below {nightly.unhealthy_below:g} "
+            f"(worst: {m.worst.quantity} {m.worst.worst_feature}, deviation {m.worst.deviation:.1f}, "
+            f"compared with {m.basis})"
+        )
     return Alert(
-        alert_id=alert_id,
-        episode_id=alert_id,
-        state=AlertState.OPEN,
+        alert_id=change.alert_id,
+        episode_id=change.episode_id,
+        state=change.state,
         asset_id=m.asset_id,
         site=m.site,
         sensor_id=uuid.UUID(m.worst.sensor_id),
         rule="health_score",
         severity=severity,
         source=AlertSource.NIGHTLY,
-        message=(
-            f"health score {m.score:.1f} on {day} below {nightly.unhealthy_below:g} "
-            f"(worst: {m.worst.quantity} {m.worst.worst_feature}, deviation {m.worst.deviation:.1f}, "
-            f"compared with {m.basis})"
-        )[:1000],
+        message=message[:1000],
         value=m.score,
-        threshold=nightly.unhealthy_below,
+        threshold=threshold,
         window_start=start,
         window_end=start + timedelta(days=1) - timedelta(microseconds=1),
         raised_at=datetime.now(UTC),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +17,9 @@ class NightlySettings(BaseSettings):
     # A machine whose health score falls below this is unhealthy; newly unhealthy raises an alert.
     unhealthy_below: float = Field(default=50.0, gt=0, lt=100)
     critical_below: float = Field(default=25.0, gt=0, lt=100)
+    # An open health alert closes on the first day the machine scores at least this (above `unhealthy_below`, so
+    # a score wobbling around the threshold gives one episode, not an alert every other day).
+    healthy_again_at: float = Field(default=60.0, gt=0, le=100)
     # Rows older than this many days are deleted by the nightly retention step (per table).
     retention_days: dict[str, int] = {
         "bronze.packages": 30,
@@ -30,4 +35,15 @@ class NightlySettings(BaseSettings):
     # When the scheduler runs yesterday's batch (cron fields, UTC).
     schedule_cron: str = "30 2 * * *"
     root: str = "s3a://lake"
+    # Register the gold tables (at `root`) and their views in Trino after each run.
+    register_in_trino: bool = True
     driver_memory: str = "2g"
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> Self:
+        if self.healthy_again_at < self.unhealthy_below:
+            raise ValueError(
+                f"healthy_again_at ({self.healthy_again_at:g}) is below unhealthy_below ({self.unhealthy_below:g}): "
+                "a machine could be unhealthy and healthy again on the same score"
+            )
+        return self

@@ -35,7 +35,7 @@ HEALTH_SCORES: Final = Table(
     score DOUBLE NOT NULL, rank INT NOT NULL, healthy BOOLEAN NOT NULL, basis STRING NOT NULL,
     worst_sensor_id STRING NOT NULL, worst_quantity STRING NOT NULL, worst_feature STRING NOT NULL,
     deviation DOUBLE NOT NULL, rms_trend_per_day DOUBLE, sensors INT NOT NULL,
-    alert_raised BOOLEAN NOT NULL, alert_id STRING,
+    alert_raised BOOLEAN NOT NULL, alert_id STRING, alert_closed BOOLEAN NOT NULL, episode_id STRING,
     date DATE NOT NULL
     """,
     ("date",),
