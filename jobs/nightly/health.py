@@ -1,10 +1,11 @@
 """Health scores: how far each sensor's day is from its own normal, and from its peers'. Pure (numpy only).
 
 A sensor's day is described by features of gold.daily_sensor_stats. With at least
-`min_history` earlier days of its own, each feature is compared with that
-history; a fresh sensor (no history yet) is compared with its peers on the same
-day: the other sensors of the same site and quantity (and machine kind, when
-at least three such peers exist). The comparison is a robust z-score (distance
+`min_history` earlier days of its own on which its machine was not unhealthy
+(`healthy_history`), each feature is compared with that history; a fresh
+sensor (no history yet) is compared with its peers on the same day: the other
+sensors of the same site and quantity (and machine kind, when at least three
+such peers exist). The comparison is a robust z-score (distance
 from the median in units of 1.4826 x MAD, with a floor of 5 % of the median (15 %
 against peers, whose normal levels differ) so a very steady reference does not
 turn noise into alarms), capped at 10.
@@ -91,6 +92,13 @@ def relative_trend(values: list[float], days: list[float] | None = None) -> floa
     slope = float(np.polyfit(x, y, 1)[0])
     median = float(np.median(y))
     return slope / median if median else None
+
+
+def healthy_history(history: list[SensorDay], unhealthy: set[tuple[str, str, date]]) -> list[SensorDay]:
+    """The days a sensor's normal is learnt from: those its machine was not scored unhealthy ((site, asset id,
+    day) in `unhealthy`). With its sick days as its normal, a machine repaired after days of wear deviates from
+    them and stays unhealthy until they leave the window, and a slowly wearing one makes its wear its normal."""
+    return [d for d in history if (d.site, d.asset_id, d.day) not in unhealthy]
 
 
 def _peers(day: SensorDay, today: list[SensorDay]) -> list[SensorDay]:

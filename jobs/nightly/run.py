@@ -27,7 +27,7 @@ from infra.settings import InfraSettings
 from jobs.lake import catalog, sinks, views
 from jobs.lake.tables import SILVER_SENSORS, Table, trino_root
 from jobs.nightly.episodes import Change, LastDay, Machine, next_day
-from jobs.nightly.health import FEATURES, MachineScore, SensorDay, score_machines
+from jobs.nightly.health import FEATURES, MachineScore, SensorDay, healthy_history, score_machines
 from jobs.nightly.ledger import ledger_rows
 from jobs.nightly.maintenance import is_table, maintain
 from jobs.nightly.settings import NightlySettings
@@ -126,13 +126,15 @@ def _health(
 ) -> tuple[list[MachineScore], list[str]]:
     days = _sensor_days(spark, root, day, nightly.trailing_days)
     today = [d for d in days if d.day == day]
+    scores = spark.read.format("delta").load(HEALTH_SCORES.s3a(root))
+    window = F.col("date").between(F.lit(day - timedelta(days=nightly.trailing_days)), F.lit(day - timedelta(days=1)))
+    unhealthy = {(r.site, r.asset_id, r.date) for r in scores.where(window).where("NOT healthy").collect()}
     machines = score_machines(
         today,
-        [d for d in days if d.day < day],
+        healthy_history([d for d in days if d.day < day], unhealthy),
         min_history=nightly.min_history_days,
         window_days=nightly.trailing_days,
     )
-    scores = spark.read.format("delta").load(HEALTH_SCORES.s3a(root))
     last_days = _last_days(scores, day)
     # A re-run of the day: the alerts its earlier run recorded were sent before they were recorded.
     sent = {r.alert_id for r in scores.where(F.col("date") == F.lit(day)).where("alert_id IS NOT NULL").collect()}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from connectors.gateway.signals import MachineParams, SensorKind, degradation, synthesize
-from jobs.nightly.health import FEATURES, SensorDay, relative_trend, robust_z, score_machines
+from jobs.nightly.health import FEATURES, SensorDay, healthy_history, relative_trend, robust_z, score_machines
 
 pytestmark = pytest.mark.unit
 DAY = date(2026, 11, 23)
@@ -64,6 +64,30 @@ def test_wearing_machine_scores_worst_against_its_own_history() -> None:
     assert machines[0].score < 50
     assert all(m.score >= 50 for m in machines[1:]), [(m.asset_id, m.score) for m in machines]
     assert "history" in machines[0].basis
+
+
+def test_a_repaired_machine_is_not_judged_against_its_sick_days() -> None:
+    # Four healthy days, three of wear toward failure, then the machine is repaired; the nightly batch scores each
+    # day in turn and records which machines were unhealthy.
+    wear = [None, None, None, None, (0.4, 0.7), (0.6, 0.9), (0.7, 1.0)]
+    history: list[SensorDay] = []
+    unhealthy: set[tuple[str, str, date]] = set()
+    for i, progress in enumerate(wear):
+        day = DAY - timedelta(days=len(wear) - i)
+        today = _plant_day(10 + i, "m-2" if progress else None, day, progress or (0.0, 0.0))
+        scored = score_machines(today, healthy_history(history, unhealthy), min_history=3, window_days=7)
+        unhealthy |= {(m.site, m.asset_id, day) for m in scored if m.score < 50}
+        history += today
+    assert {asset for _, asset, _ in unhealthy} == {"m-2"}
+    assert len(unhealthy) == 3  # the days of wear
+
+    repaired = _plant_day(99, None, DAY, (0.0, 0.0))
+    learnt = score_machines(repaired, healthy_history(history, unhealthy), min_history=3, window_days=7)
+    assert all(m.score >= 60 for m in learnt), [(m.asset_id, m.score) for m in learnt]  # its open alert closes
+    assert "history" in next(m for m in learnt if m.asset_id == "m-2").basis
+    # Why the sick days are left out: against them, the repaired machine itself looks unhealthy.
+    naive = score_machines(repaired, history, min_history=3, window_days=7)
+    assert next(m for m in naive if m.asset_id == "m-2").score < 50
 
 
 def test_healthy_plant_has_no_unhealthy_machine() -> None:
