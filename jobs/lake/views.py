@@ -46,9 +46,12 @@ VIEWS: Final[dict[str, str]] = {
 
 GOLD_VIEWS: Final[dict[str, str]] = {
     "gold.machine_health_latest": """
-        SELECT asset_id, site, machine_kind, date, score, rank, healthy, worst_quantity, worst_feature, basis
+        SELECT asset_id, site, machine_kind, date, score, rank, healthy, worst_quantity, worst_feature, basis,
+               episode_id,
+               (SELECT min(e.date) FROM gold.health_scores e
+                WHERE e.site = l.site AND e.asset_id = l.asset_id AND e.episode_id = l.episode_id) AS unhealthy_since
         FROM (SELECT h.*, row_number() OVER (PARTITION BY site, asset_id ORDER BY date DESC) AS n
-              FROM gold.health_scores h)
+              FROM gold.health_scores h) l
         WHERE n = 1""",
 }
 

@@ -18,6 +18,7 @@ import pytest
 from contracts import ClockSource, Quantity, ReasonCode, Severity
 from infra.settings import InfraSettings
 from jobs.lake.catalog import connect
+from jobs.nightly.settings import NightlySettings
 from streams.enrich import CANONICAL_UNIT
 
 pytestmark = pytest.mark.e2e
@@ -95,7 +96,9 @@ def _freshness(rows: list[Row]) -> None:
 def _health(rows: list[Row]) -> None:
     assert all(0 <= r["score"] <= 100 and r["rank"] >= 1 for r in rows)
     assert _sorted(rows, lambda r: r["score"])
-    assert all(r["first_unhealthy"] is None or r["first_unhealthy"] <= r["date"] for r in rows)
+    assert all(r["unhealthy_since"] is None or r["unhealthy_since"] <= r["date"] for r in rows)
+    # An unhealthy machine has its health alert open (the nightly batch opened it that day or before).
+    assert all(r["unhealthy_since"] is not None for r in rows if r["score"] < NightlySettings().unhealthy_below)
 
 
 # What each answer must satisfy, by question number: checks a wrong join, filter or order would fail.
