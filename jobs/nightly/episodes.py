@@ -4,7 +4,8 @@ A machine without an open health episode opens one on the first day it scores be
 `open` alert on alerts.v1. The episode stays open through days it is not scored (a silent machine has not
 recovered) until a day scores at least `healthy_again_at`, which sends the `close` with the same episode id.
 `healthy_again_at` sits above `unhealthy_below` (hysteresis): a score wobbling around the threshold gives one
-episode, not an open and a close every other day.
+episode, not an open and a close every other day. A day the machine could not be judged (no sensor had a history
+or peers to compare with: score None) neither opens nor closes.
 
 Alert ids are derived from machine, day and state, so a re-run of a day derives the same ids and can tell
 from the partition it replaces which of them it already sent.
@@ -69,13 +70,15 @@ def open_episode(last: LastDay | None) -> uuid.UUID | None:
 def next_day(
     machine: Machine,
     day: date,
-    score: float,
+    score: float | None,
     last: LastDay | None,
     *,
     unhealthy_below: float,
     healthy_again_at: float,
 ) -> Outcome:
     episode = open_episode(last)
+    if score is None:
+        return Outcome(None, episode)
     if episode is None:
         if score < unhealthy_below:
             opened = alert_id(machine, day, AlertState.OPEN)

@@ -14,7 +14,8 @@ A sensor's deviation is the mean of its two largest feature z-scores, or its dri
 the relative trend of its daily RMS over the history, scaled so that a 10 %
 change across the trailing window counts 1. A machine's deviation is the mean
 of its sensors' (a worn machine deviates on most sensors at once; a healthy one
-with an unusual level on one sensor does not), and its score is
+with an unusual level on one sensor does not), leaving out sensors with nothing
+to compare with (basis `none`: no evidence either way), and its score is
 100 * exp(-deviation / 3): 100 = behaves like its history and peers, 50 at a
 deviation of about 2.
 """
@@ -151,7 +152,10 @@ def score_machines(
     machines = []
     for (site, asset_id), pairs in by_machine.items():
         scores = [s for _, s in pairs]
-        deviation = float(np.mean([s.deviation for s in scores]))
+        # A sensor with nothing to compare with (no history, no peers) is no evidence of health: averaged in as 0 it
+        # would pull a deviating machine's score up. A machine with only such sensors scores 100, basis `none`.
+        judged = [s.deviation for s in scores if s.basis != "none"]
+        deviation = float(np.mean(judged)) if judged else 0.0
         worst = max(scores, key=lambda s: (s.deviation, s.sensor_id))
         trends = [s.rms_trend_per_day for s in scores if s.rms_trend_per_day is not None]
         bases = sorted({s.basis for s in scores})

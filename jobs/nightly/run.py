@@ -145,7 +145,7 @@ def _health(
         outcome = next_day(
             (m.site, m.asset_id),
             day,
-            m.score,
+            m.score if m.basis != "none" else None,  # nothing to compare with: no evidence either way
             last_days.get((m.site, m.asset_id)),
             unhealthy_below=nightly.unhealthy_below,
             healthy_again_at=nightly.healthy_again_at,

@@ -74,6 +74,13 @@ def test_an_episode_stays_open_through_days_the_machine_is_not_scored() -> None:
     assert outcomes[3].episode_id == _change(outcomes[0]).alert_id
 
 
+def test_a_day_the_machine_cannot_be_judged_neither_opens_nor_closes() -> None:
+    episode = str(uuid.uuid4())
+    kept = next_day(PUMP, DAY, None, LastDay(healthy=False, episode_id=episode), **LIMITS)
+    assert kept == Outcome(None, uuid.UUID(episode))
+    assert next_day(PUMP, DAY, None, None, **LIMITS) == Outcome(None, None)
+
+
 def test_ids_are_derived_from_machine_day_and_state() -> None:
     first = _change(next_day(PUMP, DAY, 10.0, None, **LIMITS))
     again = _change(next_day(PUMP, DAY, 20.0, None, **LIMITS))  # a re-run of the day with another score: same id

@@ -90,6 +90,32 @@ def test_a_repaired_machine_is_not_judged_against_its_sick_days() -> None:
     assert next(m for m in naive if m.asset_id == "m-2").score < 50
 
 
+def test_a_sensor_with_nothing_to_compare_with_does_not_dilute_its_machine() -> None:
+    # A vibration sensor with three days of history, today far off; a pressure sensor new today, the only one of
+    # its quantity on the site (no history, no peers): it says nothing, so the machine is as far off as the first.
+    normal: dict[str, float | None] = {
+        "mean": 1.0,
+        "std": 0.1,
+        "rms": 1.0,
+        "p95": 1.2,
+        "kurtosis": 0.0,
+        "crest_factor": 1.5,
+    }
+    off: dict[str, float | None] = {**normal, "kurtosis": 12.0, "crest_factor": 8.0}
+
+    def sensor(quantity: str, day: date, features: dict[str, float | None]) -> SensorDay:
+        return SensorDay(f"m-0-{quantity}", "m-0", "site", quantity, "press", day, features)
+
+    history = [sensor("vibration", DAY - timedelta(days=i), normal) for i in (1, 2, 3)]
+    today = [sensor("vibration", DAY, off), sensor("pressure", DAY, normal)]
+    (machine,) = score_machines(today, history, min_history=3, window_days=7)
+    assert machine.basis == "history+none"
+    assert machine.deviation == pytest.approx(10.0)  # both z-scores capped; not halved by the pressure sensor
+    assert machine.score < 5
+    (alone,) = score_machines([sensor("pressure", DAY, normal)], [], min_history=3, window_days=7)
+    assert (alone.basis, alone.score) == ("none", 100.0)
+
+
 def test_healthy_plant_has_no_unhealthy_machine() -> None:
     machines = score_machines(_plant_day(5, None, DAY, (0, 0)), [], min_history=3, window_days=7)
     assert all(m.score >= 50 for m in machines), [(m.asset_id, m.score) for m in machines]
