@@ -76,7 +76,9 @@ LAKE_QUERIES = (
     ),
     (
         "health ranking of the machines today (gold.health_scores; 100 = like its peers and history)",
-        "SELECT rank, asset_id, machine_kind, round(score, 1) AS score, healthy, worst_quantity, worst_feature, basis "
+        "SELECT rank, asset_id, machine_kind, round(score, 1) AS score, healthy, worst_quantity, worst_feature, basis, "
+        "CASE WHEN alert_raised THEN 'opened' WHEN alert_closed THEN 'closed' "
+        "WHEN episode_id IS NOT NULL THEN 'open' ELSE '' END AS health_alert "
         "FROM gold.health_scores WHERE site = 'plant-a' AND date = DATE '{today}' ORDER BY rank",
         True,
     ),
