@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class NightlySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VIGIL_NIGHTLY_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="VIGIL_NIGHTLY_", frozen=True, extra="ignore", populate_by_name=True)
 
     # Days of a sensor's own history its day is scored against (fewer than `min_history_days`: peers decide).
     trailing_days: int = Field(default=7, ge=1, le=90)
@@ -34,7 +34,9 @@ class NightlySettings(BaseSettings):
     vacuum_retain_hours: int = Field(default=168, ge=168)
     # When the scheduler runs yesterday's batch (cron fields, UTC).
     schedule_cron: str = "30 2 * * *"
-    root: str = "s3a://lake"
+    # The lake writer's root unless set apart: a batch reading one root while the writer fills another computes
+    # gold tables from stale silver ones, and registers them in Trino next to the writer's new tables.
+    root: str = Field(default="s3a://lake", validation_alias=AliasChoices("VIGIL_NIGHTLY_ROOT", "VIGIL_LAKE_ROOT"))
     # Register the gold tables (at `root`) and their views in Trino after each run.
     register_in_trino: bool = True
     driver_memory: str = "2g"

@@ -6,11 +6,9 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
-from pydantic import ValidationError
 
 from contracts import AlertState
 from jobs.nightly.episodes import Change, LastDay, Outcome, alert_id, next_day, open_episode
-from jobs.nightly.settings import NightlySettings
 
 pytestmark = pytest.mark.unit
 DAY = date(2026, 11, 23)
@@ -107,9 +105,3 @@ def test_a_row_from_before_episodes_were_recorded_is_open_when_unhealthy() -> No
     closed = _change(next_day(PUMP, DAY, 70.0, LastDay(healthy=False, episode_id=None, last_raised=raised), **LIMITS))
     assert closed.state is AlertState.CLOSE
     assert closed.episode_id == uuid.UUID(raised)
-
-
-def test_healthy_again_below_unhealthy_is_refused() -> None:
-    with pytest.raises(ValidationError, match="healthy_again_at"):
-        NightlySettings(unhealthy_below=50.0, healthy_again_at=40.0)
-    assert NightlySettings(unhealthy_below=50.0, healthy_again_at=50.0).healthy_again_at == 50.0
