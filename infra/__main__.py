@@ -1,3 +1,4 @@
 from infra.cli import app
+from infra.cli_main import run
 
-app(prog_name="python -m infra")
+run(app, prog_name="python -m infra")

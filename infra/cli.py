@@ -17,7 +17,7 @@ from rich.table import Table
 
 from connectors.rest.settings import RestSettings
 from connectors.rest.tls import ensure_self_signed
-from infra import procs
+from infra import cli_main, procs
 from infra.errors import InfraError
 from infra.settings import InfraSettings, get_settings
 from jobs.lake import status as lake_status
@@ -173,3 +173,8 @@ def clean() -> None:
 
 if __name__ == "__main__":
     app()
+
+
+def main() -> None:
+    """The console script: a bad setting ends it with one line per problem, not a traceback."""
+    cli_main.run(app)

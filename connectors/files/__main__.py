@@ -1,3 +1,4 @@
 from connectors.files.cli import app
+from infra.cli_main import run
 
-app()
+run(app, prog_name="python -m connectors.files")

@@ -16,6 +16,7 @@ from connectors.files.kafka import FilesError
 from connectors.files.ledger import Ledger
 from connectors.files.pickup import Pickup, Summary
 from connectors.files.settings import FilesSettings
+from infra import cli_main
 from infra.stop_signals import set_on_stop_signals
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
@@ -132,3 +133,8 @@ def ledger(limit: Annotated[int, typer.Option(min=1, help="Most recent N files."
                 str(e.bad_rows),
             )
     console.print(table)
+
+
+def main() -> None:
+    """The console script: a bad setting ends it with one line per problem, not a traceback."""
+    cli_main.run(app)

@@ -18,6 +18,7 @@ from connectors.gateway.replay import MAX_SAMPLES_PER_PACKAGE, load_descriptions
 from connectors.gateway.report import SendReport, render
 from connectors.gateway.settings import GatewaySettings
 from contracts import ReasonCode
+from infra import cli_main
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 console = Console()
@@ -279,3 +280,8 @@ def describe(
         lines = [d.to_wire().decode() for d in sensor_descriptions(plant, config.start)]
         metadata_out.write_text("\n".join(lines) + "\n", encoding="utf-8")
         console.print(f"{len(lines)} sensor descriptions written to {metadata_out}")
+
+
+def main() -> None:
+    """The console script: a bad setting ends it with one line per problem, not a traceback."""
+    cli_main.run(app)

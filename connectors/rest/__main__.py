@@ -1,3 +1,4 @@
 from connectors.rest.cli import app
+from infra.cli_main import run
 
-app(prog_name="python -m connectors.rest")
+run(app, prog_name="python -m connectors.rest")

@@ -22,7 +22,7 @@ from connectors.rest.claims import ClaimStore
 from connectors.rest.settings import RestSettings
 from connectors.rest.tls import ensure_self_signed
 from connectors.rest.tokens import Role, TokenError, TokenStore
-from infra import procs
+from infra import cli_main, procs
 from infra.errors import InfraError
 from infra.settings import InfraSettings, get_settings
 
@@ -220,3 +220,8 @@ def revoke(token_id: Annotated[str, typer.Argument(help="the id shown by `token 
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"revoked {grant.token_id} ({grant.principal})")
+
+
+def main() -> None:
+    """The console script: a bad setting ends it with one line per problem, not a traceback."""
+    cli_main.run(app)

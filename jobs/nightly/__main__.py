@@ -1,3 +1,4 @@
+from infra.cli_main import run
 from jobs.nightly.cli import app
 
-app()
+run(app, prog_name="python -m jobs.nightly")
