@@ -7,7 +7,8 @@ invalid value surfaces as a pydantic ValidationError deep in a command; the oper
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import typer
 from pydantic import ValidationError
@@ -46,8 +47,16 @@ def settings_problems(exc: ValidationError) -> list[str]:
 
 def run(app: typer.Typer, prog_name: str | None = None, args: Sequence[str] | None = None) -> None:
     """Run `app` (as `app()` would); a settings model that refuses its environment ends it cleanly."""
-    try:
+    with exit_on_bad_settings():
         app(args=list(args) if args is not None else None, prog_name=prog_name)
+
+
+@contextmanager
+def exit_on_bad_settings() -> Iterator[None]:
+    """Inside the block, a settings model refusing its environment ends the process with exit 2 and the problems;
+    for code that reads its settings outside a command line of ours (the Faust worker, at import)."""
+    try:
+        yield
     except ValidationError as exc:
         if not exc.title.endswith("Settings"):  # not a setting: a bug, whose traceback is wanted
             raise

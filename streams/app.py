@@ -30,6 +30,7 @@ from faust.types import EventT, RecordMetadata
 
 from contracts import MAX_OUTPUT_BYTES, ClockSource, DeadLetter, EdgePackage, ReasonCode, SensorDescription
 from contracts import avro as avro_codec
+from infra.cli_main import exit_on_bad_settings
 from streams import metrics, parking
 from streams.alerts import Episode, Subject, evaluate_clock, load_rules
 from streams.clock_reports import ClockReport, ReportGate
@@ -52,7 +53,8 @@ from streams.validate import validate
 
 log = logging.getLogger(__name__)
 Delivery = Awaitable[RecordMetadata]  # what Topic.send returns: completes once the broker acknowledged the record
-settings = StreamSettings()
+with exit_on_bad_settings():  # a refused VIGIL_STREAMS_* value: its name and exit 2, not a traceback
+    settings = StreamSettings()
 rules = load_rules(settings.streams_rules)  # validated at start: a bad rules file stops the worker here
 
 settings.streams_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the version folder inside it

@@ -9,8 +9,9 @@ import typer
 from pydantic import ValidationError
 
 from contracts import Alert
-from infra.cli_main import EXIT_BAD_SETTINGS, run
+from infra.cli_main import EXIT_BAD_SETTINGS, exit_on_bad_settings, run
 from jobs.nightly.settings import NightlySettings
+from streams.settings import StreamSettings
 
 pytestmark = pytest.mark.unit
 
@@ -60,3 +61,14 @@ def test_other_validation_errors_keep_their_traceback() -> None:
     # A contract refusing data inside a command is a bug or a data error, not a setting: it is not hidden.
     with pytest.raises(ValidationError, match="validation errors for Alert"):
         run(_app(lambda: Alert.model_validate({})), args=[])
+
+
+def test_the_stream_worker_settings_end_the_same_way(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The Faust worker reads them at import, outside any command line of ours (streams/app.py).
+    monkeypatch.setenv("VIGIL_STREAMS_METRICS_PORT", "x")
+    with pytest.raises(SystemExit) as ended, exit_on_bad_settings():
+        StreamSettings()
+    assert ended.value.code == EXIT_BAD_SETTINGS
+    assert "invalid setting: VIGIL_STREAMS_METRICS_PORT: Input should be a valid integer" in capsys.readouterr().err
