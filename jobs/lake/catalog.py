@@ -80,12 +80,6 @@ def register(settings: InfraSettings, table: Table, root: str | None = None) -> 
     return True
 
 
-def flush_metadata_cache(settings: InfraSettings, table: Table) -> None:
-    """Trino caches a table's Delta snapshot briefly; after a schema change a job can ask it to re-read."""
-    with connect(settings) as connection:
-        _call(connection.cursor(), "flush_metadata_cache", table)
-
-
 def _call(cursor: trino.dbapi.Cursor, procedure: str, table: Table, table_location: str | None = None) -> None:
     """CALL one of the catalog's table procedures. CALL takes no prepared-statement parameters, hence literals
     (our own names, quoted)."""

@@ -86,9 +86,10 @@ def run_day(
     ledger_schema = " ".join(PIPELINE_LEDGER.ddl.replace("NOT NULL", "").split())
     _replace_day(spark.createDataFrame(result.ledger, ledger_schema), PIPELINE_LEDGER, root, day)
     if nightly.register_in_trino and root == nightly.root:  # a root of a test's own stays out of the catalog
+        trino_location = trino_root(root)
         for table in GOLD:
-            if catalog.register(infra, table, trino_root(root)):
-                log.info("registered %s in Trino at %s", table.qualified, table.s3(trino_root(root)))
+            if catalog.register(infra, table, trino_location):
+                log.info("registered %s in Trino at %s", table.qualified, table.s3(trino_location))
         views.create_views(infra, views.GOLD_VIEWS)
     result.seconds = time.monotonic() - started
     return result
